@@ -1,0 +1,125 @@
+/**
+ * Express 5 adapter: translates requests and responses, nothing else.
+ */
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
+import {
+  createOAuth,
+  type HttpRequest,
+  type OAuth,
+  type OAuthConfig,
+  type OAuthContext,
+  OAuthError,
+  type ResponseCookies,
+  type RouteResult,
+  renderError,
+} from '../../src/index.js';
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** Tokens of this request's session. Set by `oauthMiddleware`. */
+      oauth: OAuthContext;
+    }
+  }
+}
+
+const CORE = Symbol('oauth-middleware.core');
+type WithCore = Request & { [CORE]?: OAuth };
+
+/**
+ * Mounts the login routes (`{prefix}/:provider/login`, `/callback`, `/logout`) and sets `req.oauth`.
+ * Route errors go to `next(err)`; mount `oauthErrorHandler()` last to render them.
+ *
+ * @example
+ * ```ts
+ * app.use(oauthMiddleware({ baseUrl, secret, providers: { google: oidc({ ... }) } }));
+ * app.get('/me', requireToken('google'), async (req, res) => res.json((await req.oauth.getToken('google')).claims));
+ * app.use(oauthErrorHandler());
+ * ```
+ */
+export function oauthMiddleware(config: OAuthConfig | OAuth): RequestHandler {
+  const oauth = 'handle' in config ? config : createOAuth(config);
+  return async function oauthMiddleware(req, res, next) {
+    const request = toHttpRequest(req);
+    const cookies = responseCookies(res);
+    req.oauth = oauth.context(request, cookies);
+    (req as WithCore)[CORE] = oauth;
+    try {
+      const result = await oauth.handle(request, cookies);
+      if (result) send(res, result);
+      else next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+/**
+ * Lets the request through when a token for `provider` can be had (refreshing it if due).
+ * Otherwise browsers are redirected to the login route with `returnTo`, other clients get 401 JSON.
+ *
+ * @example
+ * ```ts
+ * app.get('/repos', requireToken('github'), handler);
+ * ```
+ */
+export function requireToken(provider: string): RequestHandler {
+  return async function requireToken(req, res, next) {
+    const oauth = (req as WithCore)[CORE];
+    if (!oauth) {
+      next(new OAuthError('config_invalid', 'requireToken() needs oauthMiddleware() mounted before it.'));
+      return;
+    }
+    try {
+      const result = await oauth.guard(req.oauth, provider, toHttpRequest(req));
+      if (result) send(res, result);
+      else next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+/**
+ * Renders `OAuthError`s: a small page for browsers, JSON for other clients, with the error's status.
+ * Other errors go on to the next handler.
+ *
+ * @example
+ * ```ts
+ * app.use(oauthErrorHandler()); // after your routes
+ * ```
+ */
+export function oauthErrorHandler(): ErrorRequestHandler {
+  return function oauthErrorHandler(err, req, res, next) {
+    const rendered = renderError(err, toHttpRequest(req));
+    if (!rendered || res.headersSent) {
+      next(err);
+      return;
+    }
+    res.status(rendered.status).type(rendered.contentType).send(rendered.body);
+  };
+}
+
+function toHttpRequest(req: Request): HttpRequest {
+  return { method: req.method, url: req.originalUrl, headers: req.headers, body: req.body };
+}
+
+function responseCookies(res: Response): ResponseCookies {
+  return {
+    getSetCookie() {
+      const current = res.getHeader('set-cookie');
+      return current === undefined ? [] : Array.isArray(current) ? current : [String(current)];
+    },
+    setSetCookie(values) {
+      res.setHeader('set-cookie', values);
+    },
+    writable: () => !res.headersSent,
+  };
+}
+
+function send(res: Response, result: RouteResult): void {
+  res.status(result.status);
+  if (result.location !== undefined) res.location(result.location);
+  if (result.json !== undefined) res.json(result.json);
+  else res.end();
+}

@@ -1,0 +1,115 @@
+/**
+ * Koa 3 adapter: translates requests and responses, nothing else.
+ */
+import type { Context, Middleware } from 'koa';
+import {
+  createOAuth,
+  type HttpRequest,
+  type OAuth,
+  type OAuthConfig,
+  type OAuthContext,
+  OAuthError,
+  type ResponseCookies,
+  type RouteResult,
+  renderError,
+} from '../../src/index.js';
+
+declare module 'koa' {
+  interface DefaultContext {
+    /** Tokens of this request's session. Set by `oauthMiddleware`. */
+    oauth: OAuthContext;
+  }
+}
+
+const CORE = Symbol('oauth-middleware.core');
+type WithCore = Context & { [CORE]?: OAuth };
+
+/**
+ * Mounts the login routes (`{prefix}/:provider/login`, `/callback`, `/logout`) and sets `ctx.oauth`.
+ * Errors are thrown as `OAuthError`, with `status` and `expose` as Koa expects; mount
+ * `oauthErrorHandler()` first to render them as a page or JSON.
+ *
+ * @example
+ * ```ts
+ * app.use(oauthErrorHandler());
+ * app.use(oauthMiddleware({ baseUrl, secret, providers: { google: oidc({ ... }) } }));
+ * ```
+ */
+export function oauthMiddleware(config: OAuthConfig | OAuth): Middleware {
+  const oauth = 'handle' in config ? config : createOAuth(config);
+  return async function oauthMiddleware(ctx, next) {
+    const request = toHttpRequest(ctx);
+    const cookies = responseCookies(ctx);
+    ctx.oauth = oauth.context(request, cookies);
+    (ctx as WithCore)[CORE] = oauth;
+    const result = await oauth.handle(request, cookies);
+    if (result) send(ctx, result);
+    else await next();
+  };
+}
+
+/**
+ * Lets the request through when a token for `provider` can be had (refreshing it if due).
+ * Otherwise browsers are redirected to the login route with `returnTo`, other clients get 401 JSON.
+ *
+ * @example
+ * ```ts
+ * router.get('/repos', requireToken('github'), handler);
+ * ```
+ */
+export function requireToken(provider: string): Middleware {
+  return async function requireToken(ctx, next) {
+    const oauth = (ctx as WithCore)[CORE];
+    if (!oauth) throw new OAuthError('config_invalid', 'requireToken() needs oauthMiddleware() mounted before it.');
+    const result = await oauth.guard(ctx.oauth, provider, toHttpRequest(ctx));
+    if (result) send(ctx, result);
+    else await next();
+  };
+}
+
+/**
+ * Renders `OAuthError`s thrown further down: a small page for browsers, JSON for other clients.
+ * Other errors are rethrown.
+ *
+ * @example
+ * ```ts
+ * app.use(oauthErrorHandler()); // first
+ * ```
+ */
+export function oauthErrorHandler(): Middleware {
+  return async function oauthErrorHandler(ctx, next) {
+    try {
+      await next();
+    } catch (err) {
+      const rendered = renderError(err, toHttpRequest(ctx));
+      if (!rendered || ctx.headerSent) throw err;
+      ctx.status = rendered.status;
+      ctx.type = rendered.contentType;
+      ctx.body = rendered.body;
+    }
+  };
+}
+
+function toHttpRequest(ctx: Context): HttpRequest {
+  return { method: ctx.method, url: ctx.originalUrl, headers: ctx.headers, body: (ctx.request as { body?: unknown }).body };
+}
+
+function responseCookies(ctx: Context): ResponseCookies {
+  return {
+    getSetCookie() {
+      const current = ctx.response.get('set-cookie') as string | string[] | undefined;
+      return !current ? [] : Array.isArray(current) ? current : [current];
+    },
+    setSetCookie(values) {
+      ctx.set('set-cookie', values);
+    },
+    writable: () => !ctx.headerSent,
+  };
+}
+
+function send(ctx: Context, result: RouteResult): void {
+  ctx.status = result.status;
+  if (result.location !== undefined) ctx.set('location', result.location);
+  if (result.json !== undefined) ctx.body = result.json;
+  else if (result.status !== 204) ctx.body = '';
+}

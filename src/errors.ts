@@ -1,0 +1,106 @@
+/**
+ * Stable error codes. Match on `code`, never on the message.
+ */
+export type OAuthErrorCode =
+  | 'config_invalid'
+  | 'unknown_provider'
+  | 'state_mismatch'
+  | 'access_denied'
+  | 'invalid_callback'
+  | 'not_connected'
+  | 'reauth_required'
+  | 'provider_error'
+  | 'provider_unavailable'
+  | 'invalid_response'
+  | 'store_unavailable';
+
+const STATUS: Readonly<Record<OAuthErrorCode, number>> = Object.freeze({
+  config_invalid: 500,
+  unknown_provider: 404,
+  state_mismatch: 400,
+  access_denied: 403,
+  invalid_callback: 400,
+  not_connected: 401,
+  reauth_required: 401,
+  provider_error: 502,
+  provider_unavailable: 503,
+  invalid_response: 502,
+  store_unavailable: 503,
+});
+
+export interface OAuthErrorOptions {
+  provider?: string | undefined;
+  /** The provider's own `error` value, for `provider_error` and `access_denied`. */
+  error?: string | undefined;
+  /** The provider's own `error_description`, kept for diagnosis. */
+  errorDescription?: string | undefined;
+  /** For `config_invalid`: the configuration field at fault, such as `providers.google.clientId`. */
+  field?: string | undefined;
+  cause?: unknown;
+}
+
+/**
+ * The one error this library throws. `status` is the HTTP status an adapter answers with;
+ * `expose` tells Koa (and the Express error handler) that the message is safe to show.
+ * Messages never contain a token, a secret or an authorization code.
+ *
+ * @example
+ * ```ts
+ * try { await req.oauth.getToken('github'); }
+ * catch (err) { if (err instanceof OAuthError && err.code === 'reauth_required') res.redirect('/auth/github/login'); }
+ * ```
+ */
+export class OAuthError extends Error {
+  readonly code: OAuthErrorCode;
+  readonly status: number;
+  readonly expose: boolean;
+  readonly provider: string | undefined;
+  readonly error: string | undefined;
+  readonly errorDescription: string | undefined;
+  readonly field: string | undefined;
+
+  constructor(code: OAuthErrorCode, message: string, options: OAuthErrorOptions = {}) {
+    super(message);
+    this.name = 'OAuthError';
+    this.code = code;
+    this.status = STATUS[code];
+    // Every message is written to be shown; only a configuration error is for the operator.
+    this.expose = code !== 'config_invalid';
+    this.provider = options.provider;
+    this.error = options.error;
+    this.errorDescription = options.errorDescription;
+    this.field = options.field;
+    // Non-enumerable: a low-level cause may hold a raw Response or request; keep it out of logs
+    // that serialise the error's own properties.
+    if (options.cause !== undefined) {
+      Object.defineProperty(this, 'cause', { value: options.cause, enumerable: false, writable: true });
+    }
+  }
+
+  /** The JSON body an adapter sends for this error. */
+  toJSON(): { error: OAuthErrorCode; message: string; provider?: string; provider_error?: string } {
+    return {
+      error: this.code,
+      message: this.message,
+      ...(this.provider === undefined ? {} : { provider: this.provider }),
+      ...(this.error === undefined ? {} : { provider_error: this.error }),
+    };
+  }
+}
+
+/** Whether a value is an OAuthError, also across copies of this package (checks the code). */
+export function isOAuthError(value: unknown): value is OAuthError {
+  return value instanceof OAuthError || (value instanceof Error && value.name === 'OAuthError' && 'code' in value);
+}
+
+/** The same error, naming the provider it happened with. */
+export function forProvider(err: OAuthError, provider: string): OAuthError {
+  if (err.provider === provider) return err;
+  return new OAuthError(err.code, err.message, {
+    provider,
+    error: err.error,
+    errorDescription: err.errorDescription,
+    field: err.field,
+    cause: err.cause,
+  });
+}

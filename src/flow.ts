@@ -1,0 +1,417 @@
+/**
+ * The state machine: start (login), callback, refresh and revoke, on plain request objects.
+ * Adapters translate their framework's request into an `HttpRequest` and apply the result.
+ */
+
+import { LRUCache } from 'lru-cache';
+import * as client from 'openid-client';
+import { type OAuthConfig, type ResolvedConfig, resolveConfig, safeReturnTo } from './config.js';
+import { forProvider, isOAuthError, OAuthError } from './errors.js';
+import type { LoginChecks, ProviderClient, ProviderDefinition } from './providers/types.js';
+import { RequestSession } from './request-session.js';
+import { RequestCookies as Cookies, type RequestCookies, type ResponseCookies, Sealer, type SealStats } from './session.js';
+import type { StoredTokens } from './stores/types.js';
+import { isDue, isExpired, RefreshCoordinator, type TokenSet, toStored, toTokenSet } from './tokens.js';
+
+/** A framework's request, reduced to what the flow reads. */
+export interface HttpRequest {
+  method: string;
+  /** Path and query, as received (`/auth/google/callback?code=...`). */
+  url: string;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** A parsed body, when the app has a body parser (used for the logout form's `returnTo`). */
+  body?: unknown;
+}
+
+/** What the adapter sends for one of the login routes. Cookies were already written through `ResponseCookies`. */
+export interface RouteResult {
+  status: number;
+  location?: string | undefined;
+  json?: unknown;
+}
+
+/**
+ * The per-request API: `req.oauth` in Express, `ctx.oauth` in Koa.
+ *
+ * @example
+ * ```ts
+ * const { accessToken } = await req.oauth.getToken('google');
+ * ```
+ */
+export interface OAuthContext {
+  /** A valid access token, refreshed first when due. Throws `OAuthError` (`not_connected`, `reauth_required`, ...). */
+  getToken(provider: string): Promise<TokenSet>;
+  /** Whether tokens are stored for this provider (does not refresh). */
+  isConnected(provider: string): Promise<boolean>;
+  /** The configured providers that tokens are stored for. */
+  connections(): Promise<string[]>;
+  /** Revokes at the provider where it can (RFC 7009), then deletes the tokens. */
+  logout(provider: string): Promise<void>;
+}
+
+/**
+ * The framework-neutral core. Adapters call `handle` for every request and give `context` to the app.
+ *
+ * @example
+ * ```ts
+ * const oauth = createOAuth({ baseUrl, secret, providers: { google: oidc({ ... }) } });
+ * ```
+ */
+export interface OAuth {
+  readonly config: ResolvedConfig;
+  /** Seal and unseal counts of this process, for metrics and tests. */
+  readonly stats: Readonly<SealStats>;
+  /** Serves `GET /:provider/login`, `GET /:provider/callback` and `POST /:provider/logout`; undefined for any other request. */
+  handle(request: HttpRequest, response: ResponseCookies): Promise<RouteResult | undefined>;
+  /** The per-request API. Nothing is read until one of its methods is called. */
+  context(request: HttpRequest, response: ResponseCookies): OAuthContext;
+  /** The login route of a provider, with a `returnTo` when it is a safe local path. */
+  loginPath(provider: string, returnTo?: string): string;
+  /**
+   * What `requireToken` answers: undefined when a token can be had (refreshed if due); else a
+   * 302 to the login route for browsers, a 401 JSON body for any other client.
+   * Errors other than `not_connected` and `reauth_required` are thrown.
+   */
+  guard(context: OAuthContext, provider: string, request: HttpRequest): Promise<RouteResult | undefined>;
+}
+
+/** The login transaction, sealed in its own cookie, one per `state`. */
+interface Transaction {
+  provider: string;
+  state: string;
+  codeVerifier?: string | undefined;
+  nonce?: string | undefined;
+  returnTo: string;
+}
+
+const TRANSACTION_TTL_SECONDS = 600;
+const TRANSACTION_COOKIE = 'oauth_tx.';
+// randomState() gives 43 base64url characters; anything else in a callback is not ours.
+const STATE_FORMAT = /^[A-Za-z0-9_-]{16,128}$/;
+
+/**
+ * Creates the core from a configuration, validating it first.
+ * Throws `OAuthError` `config_invalid` naming the field at fault.
+ */
+export function createOAuth(input: OAuthConfig): OAuth {
+  const config = resolveConfig(input);
+  const sealer = new Sealer(config.secret);
+  const refreshes = new RefreshCoordinator();
+  // States already used in this process: a replayed callback is refused even with its cookie.
+  const spentStates = new LRUCache<string, true>({ max: 10_000, ttl: TRANSACTION_TTL_SECONDS * 1000 });
+  const hooks = config.hooks;
+
+  function definition(name: string): ProviderDefinition {
+    const provider = Object.hasOwn(config.providers, name) ? config.providers[name] : undefined;
+    if (!provider) throw new OAuthError('unknown_provider', 'No such provider is configured.', { provider: name });
+    return provider;
+  }
+
+  async function connect(name: string): Promise<ProviderClient> {
+    try {
+      return await definition(name).connect();
+    } catch (err) {
+      throw asProviderError(err, name);
+    }
+  }
+
+  function redirectUri(name: string): string {
+    return `${config.baseUrl}${config.prefix}/${name}/callback`;
+  }
+
+  function transactionCookie(state: string) {
+    return TRANSACTION_COOKIE + state;
+  }
+
+  function transactionAttributes(name: string) {
+    // Scoped to the callback: the browser sends transactions nowhere else.
+    const path = new URL(redirectUri(name)).pathname;
+    return { path, maxAge: TRANSACTION_TTL_SECONDS, secure: config.secureCookies };
+  }
+
+  async function start(name: string, query: URLSearchParams, cookies: RequestCookies): Promise<RouteResult> {
+    const provider = definition(name);
+    const ready = await connect(name);
+    const checks: LoginChecks = {
+      state: client.randomState(),
+      codeVerifier: provider.pkce ? client.randomPKCECodeVerifier() : undefined,
+      nonce: provider.nonce ? client.randomNonce() : undefined,
+    };
+    const transaction: Transaction = {
+      provider: name,
+      ...checks,
+      returnTo: safeReturnTo(query.get('returnTo')) ?? config.afterLogin,
+    };
+    const sealed = await sealer.seal(transaction, TRANSACTION_TTL_SECONDS, { cache: false });
+    cookies.set(transactionCookie(checks.state), sealed, transactionAttributes(name));
+    const challenge = checks.codeVerifier ? await client.calculatePKCECodeChallenge(checks.codeVerifier) : undefined;
+    return { status: 302, location: ready.authorizationUrl(redirectUri(name), checks, challenge).href };
+  }
+
+  async function readTransaction(name: string, query: URLSearchParams, cookies: RequestCookies): Promise<Transaction> {
+    const mismatch = () =>
+      new OAuthError('state_mismatch', 'This login is unknown, expired or already used. Please start again.', { provider: name });
+    const states = query.getAll('state');
+    const state = states[0];
+    if (states.length !== 1 || state === undefined || !STATE_FORMAT.test(state)) throw mismatch();
+    const cookieName = transactionCookie(state);
+    const sealed = cookies.get(cookieName);
+    if (sealed === undefined) throw mismatch();
+    // Single use: the transaction cookie goes whatever happens next.
+    cookies.set(cookieName, undefined, transactionAttributes(name));
+    const transaction = await sealer.unseal<Transaction>(sealed, { cache: false });
+    if (!transaction || transaction.state !== state || transaction.provider !== name || spentStates.has(state)) {
+      throw mismatch();
+    }
+    spentStates.set(state, true);
+    return transaction;
+  }
+
+  async function callback(
+    name: string,
+    query: URLSearchParams,
+    session: RequestSession,
+    cookies: RequestCookies,
+  ): Promise<RouteResult> {
+    const provider = definition(name);
+    const transaction = await readTransaction(name, query, cookies);
+    const ready = await connect(name);
+    checkCallbackParameters(name, query, ready, provider);
+
+    const callbackUrl = new URL(redirectUri(name));
+    callbackUrl.search = query.toString();
+    let tokens: StoredTokens;
+    let claims: Record<string, unknown> | undefined;
+    try {
+      const response = await ready.exchangeCode(callbackUrl, redirectUri(name), transaction);
+      tokens = toStored(response);
+      claims = response.claims;
+    } catch (err) {
+      throw asProviderError(err, name);
+    }
+    await session.put(name, tokens);
+    hooks.onLogin({ provider: name, claims });
+    return { status: 302, location: transaction.returnTo };
+  }
+
+  async function logout(name: string, request: HttpRequest, query: URLSearchParams, context: OAuthContext): Promise<RouteResult> {
+    await context.logout(name);
+    if (wantsJson(request)) return { status: 204 };
+    const bodyReturnTo = (request.body as { returnTo?: unknown } | undefined)?.returnTo;
+    return { status: 302, location: safeReturnTo(query.get('returnTo') ?? bodyReturnTo) ?? config.afterLogin };
+  }
+
+  async function refresh(name: string, tokens: StoredTokens, refreshToken: string): Promise<StoredTokens> {
+    return refreshes.refresh(name, refreshToken, async () => {
+      const ready = await connect(name);
+      try {
+        const fresh = toStored(await ready.refresh(refreshToken), tokens);
+        hooks.onRefresh({ provider: name });
+        return fresh;
+      } catch (err) {
+        throw asProviderError(err, name);
+      }
+    });
+  }
+
+  function context(request: HttpRequest, response: ResponseCookies): OAuthContext {
+    const cookies = new Cookies(header(request, 'cookie'), response);
+    const session = new RequestSession(config, sealer, cookies);
+    return contextFor(session);
+  }
+
+  function contextFor(session: RequestSession): OAuthContext {
+    async function stored(name: string): Promise<StoredTokens | undefined> {
+      definition(name);
+      const record = await session.load();
+      return Object.hasOwn(record, name) ? record[name] : undefined;
+    }
+
+    return {
+      async getToken(name) {
+        const saved = await stored(name);
+        if (!saved) throw new OAuthError('not_connected', 'Not connected to this provider.', { provider: name });
+        const tokens = refreshes.latest(name, saved);
+        if (!isDue(tokens, config.refreshSkewSeconds)) {
+          if (tokens !== saved) await session.put(name, tokens);
+          return toTokenSet(tokens);
+        }
+        if (!tokens.refreshToken) {
+          if (!isExpired(tokens)) return toTokenSet(tokens);
+          await session.remove(name);
+          throw new OAuthError('reauth_required', 'The access token expired and cannot be refreshed.', { provider: name });
+        }
+        let fresh: StoredTokens;
+        try {
+          fresh = await refresh(name, tokens, tokens.refreshToken);
+        } catch (err) {
+          const error = asProviderError(err, name);
+          if (error.code === 'provider_error' && error.error === 'invalid_grant') {
+            await session.remove(name);
+            throw new OAuthError('reauth_required', 'The provider no longer accepts this login. Please sign in again.', {
+              provider: name,
+              error: error.error,
+              errorDescription: error.errorDescription,
+            });
+          }
+          // Provider trouble: keep the tokens, and hand out the old access token while it still works.
+          if ((error.code === 'provider_unavailable' || error.code === 'invalid_response') && !isExpired(tokens)) {
+            hooks.onError(error);
+            if (tokens !== saved) await session.put(name, tokens);
+            return toTokenSet(tokens);
+          }
+          throw error;
+        }
+        await session.put(name, fresh);
+        return toTokenSet(fresh);
+      },
+
+      async isConnected(name) {
+        return (await stored(name)) !== undefined;
+      },
+
+      async connections() {
+        const record = await session.load();
+        return Object.keys(record).filter((name) => Object.hasOwn(config.providers, name));
+      },
+
+      async logout(name) {
+        const saved = await stored(name);
+        if (!saved) return;
+        const tokens = refreshes.latest(name, saved);
+        await revoke(name, tokens);
+        await session.remove(name);
+        hooks.onLogout({ provider: name });
+      },
+    };
+  }
+
+  /** Revokes the refresh token (which ends the grant) or else the access token; a failure is reported, not thrown. */
+  async function revoke(name: string, tokens: StoredTokens): Promise<void> {
+    try {
+      const ready = await connect(name);
+      if (!ready.revoke) return;
+      if (tokens.refreshToken) await ready.revoke(tokens.refreshToken, 'refresh_token');
+      else await ready.revoke(tokens.accessToken, 'access_token');
+    } catch (err) {
+      hooks.onError(asProviderError(err, name));
+    }
+  }
+
+  async function handle(request: HttpRequest, response: ResponseCookies): Promise<RouteResult | undefined> {
+    const route = matchRoute(config.prefix, request);
+    if (!route) return undefined;
+    try {
+      const cookies = new Cookies(header(request, 'cookie'), response);
+      const session = new RequestSession(config, sealer, cookies);
+      switch (route.action) {
+        case 'login':
+          return await start(route.provider, route.query, cookies);
+        case 'callback':
+          return await callback(route.provider, route.query, session, cookies);
+        case 'logout':
+          return await logout(route.provider, request, route.query, contextFor(session));
+      }
+    } catch (err) {
+      if (isOAuthError(err)) hooks.onError(err);
+      throw err;
+    }
+  }
+
+  function loginPath(name: string, returnTo?: string): string {
+    const safe = safeReturnTo(returnTo);
+    const base = `${config.prefix}/${encodeURIComponent(name)}/login`;
+    return safe === undefined ? base : `${base}?returnTo=${encodeURIComponent(safe)}`;
+  }
+
+  async function guard(oauth: OAuthContext, name: string, request: HttpRequest): Promise<RouteResult | undefined> {
+    try {
+      await oauth.getToken(name);
+      return undefined;
+    } catch (err) {
+      if (!isOAuthError(err) || (err.code !== 'not_connected' && err.code !== 'reauth_required')) throw err;
+      const login = loginPath(name, request.url);
+      if (isBrowser(request)) return { status: 302, location: login };
+      return { status: 401, json: { error: err.code, provider: name, login } };
+    }
+  }
+
+  return { config, stats: sealer.stats, handle, context, loginPath, guard };
+}
+
+/** RFC 9207 and the `error` parameter, checked before any code is exchanged. */
+function checkCallbackParameters(
+  name: string,
+  query: URLSearchParams,
+  ready: ProviderClient,
+  provider: ProviderDefinition,
+): void {
+  const invalid = (why: string) => new OAuthError('invalid_callback', why, { provider: name });
+  for (const param of ['code', 'iss', 'error', 'state']) {
+    if (query.getAll(param).length > 1) throw invalid(`The callback repeats the ${param} parameter.`);
+  }
+  const iss = query.get('iss');
+  if (iss !== null && ready.issuer !== undefined && iss !== ready.issuer) {
+    throw invalid('The callback comes from another issuer than the one this login was sent to.');
+  }
+  if (iss === null && ready.issRequired) throw invalid('The callback lacks the iss parameter its issuer promises.');
+  const error = query.get('error');
+  if (error !== null) {
+    const options = {
+      provider: name,
+      error: error.slice(0, 100),
+      errorDescription: query.get('error_description')?.slice(0, 500),
+    };
+    if (provider.deniedErrors.includes(error) || error === 'access_denied') {
+      throw new OAuthError('access_denied', 'The sign-in was declined.', options);
+    }
+    throw new OAuthError('provider_error', 'The provider could not complete the sign-in.', options);
+  }
+  if (!query.get('code')) throw invalid('The callback carries no authorization code.');
+}
+
+function asProviderError(err: unknown, provider: string): OAuthError {
+  if (isOAuthError(err)) return forProvider(err, provider);
+  return new OAuthError('invalid_response', 'The provider call failed unexpectedly.', { provider, cause: err });
+}
+
+type Action = 'login' | 'callback' | 'logout';
+const ROUTE_METHODS: Readonly<Record<Action, readonly string[]>> = {
+  login: ['GET', 'HEAD'],
+  callback: ['GET'],
+  logout: ['POST'],
+};
+
+function matchRoute(
+  prefix: string,
+  request: HttpRequest,
+): { provider: string; action: Action; query: URLSearchParams } | undefined {
+  if (!request.url.startsWith(`${prefix}/`)) return undefined;
+  const url = new URL(request.url, 'http://local.invalid');
+  const rest = url.pathname.slice(prefix.length + 1).split('/');
+  if (rest.length !== 2) return undefined;
+  const [encoded, action] = rest as [string, string];
+  if (!Object.hasOwn(ROUTE_METHODS, action)) return undefined;
+  if (!ROUTE_METHODS[action as Action].includes(request.method.toUpperCase())) return undefined;
+  let provider: string;
+  try {
+    provider = decodeURIComponent(encoded);
+  } catch {
+    return undefined;
+  }
+  return { provider, action: action as Action, query: url.searchParams };
+}
+
+function header(request: HttpRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value.join('; ') : value;
+}
+
+/** Browsers (`Accept` includes text/html) get redirects and pages; any other client gets 401s and JSON. */
+export function isBrowser(request: HttpRequest): boolean {
+  return (header(request, 'accept') ?? '').includes('text/html');
+}
+
+function wantsJson(request: HttpRequest): boolean {
+  return (header(request, 'accept') ?? '').includes('json');
+}

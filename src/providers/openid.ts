@@ -1,0 +1,153 @@
+/**
+ * The openid-client v6 side of a standard provider: one Configuration, four calls, and the one
+ * place where openid-client's errors become OAuthErrors.
+ */
+import * as client from 'openid-client';
+import { OAuthError } from '../errors.js';
+import type { LoginChecks, ProviderClient, ProviderOptions, ProviderTokens } from './types.js';
+
+const STANDARD_FIELDS = new Set(['access_token', 'token_type', 'expires_in', 'refresh_token', 'scope', 'id_token']);
+
+/** Parameters this library sets itself; `authorizationParams` may not override them. */
+export const RESERVED_AUTHORIZATION_PARAMS: ReadonlySet<string> = new Set([
+  'state',
+  'nonce',
+  'redirect_uri',
+  'code_challenge',
+  'code_challenge_method',
+  'response_type',
+  'client_id',
+  'scope',
+]);
+
+export function clientAuthentication(options: ProviderOptions): client.ClientAuth {
+  switch (options.tokenEndpointAuthMethod ?? 'client_secret_basic') {
+    case 'client_secret_post':
+      return client.ClientSecretPost(options.clientSecret);
+    case 'none':
+      return client.None();
+    default:
+      return client.ClientSecretBasic(options.clientSecret);
+  }
+}
+
+/** http: is allowed for loopback hosts only (local development and tests). */
+export function isLoopback(url: URL): boolean {
+  return ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+}
+
+export interface OpenIdSettings {
+  scopes: readonly string[];
+  authorizationParams: Readonly<Record<string, string>>;
+  pkce: boolean;
+  nonce: boolean;
+  timeoutSeconds: number;
+}
+
+/** Wraps a ready openid-client Configuration as a ProviderClient. */
+export function openIdClient(config: client.Configuration, settings: OpenIdSettings): ProviderClient {
+  config.timeout = settings.timeoutSeconds;
+  const metadata = config.serverMetadata();
+  const revoke = metadata.revocation_endpoint
+    ? async (token: string, hint: 'access_token' | 'refresh_token') => {
+        await call(() => client.tokenRevocation(config, token, { token_type_hint: hint }));
+      }
+    : undefined;
+
+  return {
+    issuer: metadata.issuer,
+    issRequired: metadata.authorization_response_iss_parameter_supported === true,
+
+    authorizationUrl(redirectUri: string, checks: LoginChecks, codeChallenge: string | undefined): URL {
+      const params: Record<string, string> = {
+        ...settings.authorizationParams,
+        response_type: 'code',
+        redirect_uri: redirectUri,
+        state: checks.state,
+      };
+      if (settings.scopes.length > 0) params.scope = settings.scopes.join(' ');
+      if (codeChallenge !== undefined) {
+        params.code_challenge = codeChallenge;
+        params.code_challenge_method = 'S256';
+      }
+      if (checks.nonce !== undefined) params.nonce = checks.nonce;
+      return client.buildAuthorizationUrl(config, params);
+    },
+
+    async exchangeCode(callbackUrl: URL, _redirectUri: string, checks: LoginChecks): Promise<ProviderTokens> {
+      const response = await call(() =>
+        client.authorizationCodeGrant(config, callbackUrl, {
+          expectedState: checks.state,
+          pkceCodeVerifier: checks.codeVerifier,
+          expectedNonce: checks.nonce,
+          idTokenExpected: checks.nonce !== undefined,
+        }),
+      );
+      return normalise(response);
+    },
+
+    async refresh(refreshToken: string): Promise<ProviderTokens> {
+      return normalise(await call(() => client.refreshTokenGrant(config, refreshToken)));
+    },
+
+    ...(revoke ? { revoke } : {}),
+  };
+}
+
+function normalise(response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): ProviderTokens {
+  const extras: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(response)) {
+    if (!STANDARD_FIELDS.has(key) && value !== undefined) extras[key] = value;
+  }
+  const expiresIn = response.expiresIn();
+  const claims = response.claims();
+  return {
+    accessToken: response.access_token,
+    tokenType: response.token_type === 'bearer' ? 'Bearer' : response.token_type,
+    expiresAt: expiresIn === undefined ? undefined : Math.floor(Date.now() / 1000) + expiresIn,
+    refreshToken: response.refresh_token,
+    scope: response.scope,
+    idToken: response.id_token,
+    claims: claims ? { ...claims } : undefined,
+    extras,
+  };
+}
+
+/**
+ * Runs one openid-client call and translates its failures. The provider name is added by the
+ * flow (a provider file does not know the name it was configured under).
+ */
+async function call<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw translateClientError(err);
+  }
+}
+
+/** Maps openid-client and fetch failures onto OAuthError codes. */
+export function translateClientError(err: unknown): OAuthError {
+  if (err instanceof OAuthError) return err;
+  if (err instanceof client.ResponseBodyError) {
+    if (err.status >= 500) {
+      return new OAuthError('provider_unavailable', `The provider answered ${err.status}.`, { cause: err });
+    }
+    return new OAuthError('provider_error', 'The provider refused the request.', {
+      error: err.error,
+      errorDescription: err.error_description,
+      cause: err,
+    });
+  }
+  if (err instanceof client.ClientError) {
+    const response = err.cause instanceof Response ? err.cause : undefined;
+    if (err.code === 'OAUTH_TIMEOUT' || err.code === 'OAUTH_ABORT' || (response && response.status >= 500)) {
+      return new OAuthError('provider_unavailable', 'The provider did not answer in time or failed.', { cause: err });
+    }
+    return new OAuthError('invalid_response', 'The provider sent an answer that failed validation.', { cause: err });
+  }
+  // fetch() rejects with a TypeError for network failures (refused, reset, DNS).
+  if (err instanceof TypeError) {
+    return new OAuthError('provider_unavailable', 'The provider could not be reached.', { cause: err });
+  }
+  return new OAuthError('invalid_response', 'The provider call failed unexpectedly.', { cause: err });
+}

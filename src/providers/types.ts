@@ -1,0 +1,75 @@
+/**
+ * What the flow needs from a provider. A provider file fills these in; it knows nothing of
+ * sessions, cookies or stores, and the flow never asks a provider for its name.
+ */
+
+/** A token endpoint answer, normalised. Wire names stay inside the provider files. */
+export interface ProviderTokens {
+  accessToken: string;
+  tokenType: string;
+  /** Epoch seconds; absent when the provider gives no lifetime (valid until revoked). */
+  expiresAt?: number | undefined;
+  refreshToken?: string | undefined;
+  scope?: string | undefined;
+  idToken?: string | undefined;
+  /** Validated ID token claims, when there was an ID token. */
+  claims?: Record<string, unknown> | undefined;
+  /** Provider fields this library has no name for (Pipedrive's `api_domain`, ...). */
+  extras: Record<string, unknown>;
+}
+
+/** The secrets and bindings of one login, as the flow keeps them in the transaction cookie. */
+export interface LoginChecks {
+  state: string;
+  codeVerifier?: string | undefined;
+  nonce?: string | undefined;
+}
+
+/** A ready client for one provider: built once, lazily (discovery may need the network). */
+export interface ProviderClient {
+  /** The issuer identifier the callback's `iss` must equal (RFC 9207), when known. */
+  readonly issuer?: string | undefined;
+  /** Whether the server promises `iss` in every callback (RFC 9207 metadata). */
+  readonly issRequired: boolean;
+  authorizationUrl(redirectUri: string, checks: LoginChecks, codeChallenge: string | undefined): URL;
+  /** Exchanges the code in a callback URL whose `state`, `iss` and `error` were already checked. */
+  exchangeCode(callbackUrl: URL, redirectUri: string, checks: LoginChecks): Promise<ProviderTokens>;
+  refresh(refreshToken: string): Promise<ProviderTokens>;
+  /** Present only when the provider can revoke. */
+  revoke?(token: string, hint: 'access_token' | 'refresh_token'): Promise<void>;
+}
+
+/**
+ * A configured provider, as the presets return it.
+ *
+ * @example
+ * ```ts
+ * const providers = { google: oidc({ issuer: 'https://accounts.google.com', clientId, clientSecret }) };
+ * ```
+ */
+export interface ProviderDefinition {
+  /** What kind of provider this is ('oidc', 'oauth2', a preset's name): for messages only. */
+  readonly kind: string;
+  readonly clientId: string;
+  readonly scopes: readonly string[];
+  readonly pkce: boolean;
+  readonly nonce: boolean;
+  /** `error=` values in a callback that mean "the user declined" (always includes access_denied). */
+  readonly deniedErrors: readonly string[];
+  /** Problems with this definition, as `[field, reason]`, checked by `createOAuth` at start-up. */
+  problems(): Array<[field: string, reason: string]>;
+  connect(): Promise<ProviderClient>;
+}
+
+/** Options every provider factory takes. */
+export interface ProviderOptions {
+  clientId: string;
+  clientSecret?: string | undefined;
+  scopes?: readonly string[] | undefined;
+  /** Extra authorization request parameters (`prompt`, `access_type`, ...). Never overrides state, PKCE, nonce or redirect_uri. */
+  authorizationParams?: Readonly<Record<string, string>> | undefined;
+  /** How the client authenticates at the token endpoint. Default: HTTP Basic. */
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'none' | undefined;
+  /** Per-request timeout towards the provider, in seconds. Default 10. */
+  timeoutSeconds?: number | undefined;
+}

@@ -1,0 +1,181 @@
+/**
+ * Sealing (iron-session) and the cookies this library writes: the login transactions and the
+ * session. Unsealing costs ~1.2 ms of CPU (shared/STACK.md), so a given sealed value is unsealed
+ * at most once per process and nothing is unsealed until a request actually asks.
+ */
+import { parse as parseCookieHeader, type SerializeOptions, serialize as serializeCookie } from 'cookie';
+import { sealData, unsealData } from 'iron-session';
+import { LRUCache } from 'lru-cache';
+
+export type Secret = string | Readonly<Record<string, string>>;
+
+/** Counters, for tests and metrics. */
+export interface SealStats {
+  seals: number;
+  unseals: number;
+}
+
+interface Envelope<T> {
+  /** Expiry, epoch seconds: checked on every read, cached or not. */
+  exp: number;
+  data: T;
+}
+
+/**
+ * Seals and unseals small objects. Unsealed values are cached by the sealed string: the string is
+ * authenticated and immutable, so the cache can never return data the string does not hold.
+ */
+export class Sealer {
+  readonly stats: SealStats = { seals: 0, unseals: 0 };
+  readonly #password: Secret;
+  readonly #cache = new LRUCache<string, Envelope<unknown>>({ max: 5000 });
+
+  constructor(password: Secret) {
+    this.#password = password;
+  }
+
+  async seal<T extends object>(data: T, ttlSeconds: number, options: { cache: boolean }): Promise<string> {
+    const envelope: Envelope<T> = { exp: nowSeconds() + ttlSeconds, data: deepFreeze(data) };
+    this.stats.seals++;
+    // iron-session's own ttl is a second, independent expiry check (with a minute of slack).
+    const sealed = await sealData(envelope, { password: this.#password, ttl: ttlSeconds + 60 });
+    if (options.cache) this.#cache.set(sealed, envelope);
+    return sealed;
+  }
+
+  /** The sealed data, or undefined when the value is tampered, foreign or expired. */
+  async unseal<T>(sealed: string, options: { cache: boolean }): Promise<T | undefined> {
+    let envelope = this.#cache.get(sealed) as Envelope<T> | undefined;
+    if (!envelope) {
+      this.stats.unseals++;
+      envelope = await this.#unsealUncached<T>(sealed);
+      if (!envelope) return undefined;
+      deepFreeze(envelope);
+      if (options.cache) this.#cache.set(sealed, envelope);
+    }
+    return envelope.exp > nowSeconds() ? envelope.data : undefined;
+  }
+
+  async #unsealUncached<T>(sealed: string): Promise<Envelope<T> | undefined> {
+    try {
+      const value = await unsealData<Partial<Envelope<T>>>(sealed, { password: this.#password, ttl: 0 });
+      return typeof value.exp === 'number' && value.data !== undefined ? (value as Envelope<T>) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/** How an adapter lets the core read and write `Set-Cookie` on its response. */
+export interface ResponseCookies {
+  getSetCookie(): string[];
+  setSetCookie(values: string[]): void;
+  /** False once the response head is on the wire: cookies can no longer change. */
+  writable(): boolean;
+}
+
+export interface CookieAttributes {
+  path: string;
+  maxAge: number;
+  secure: boolean;
+}
+
+/** The cookies of one request, parsed on first use, and the writes back to its response. */
+export class RequestCookies {
+  #parsed: Record<string, string | undefined> | undefined;
+  readonly #header: string | undefined;
+  readonly #response: ResponseCookies;
+
+  constructor(header: string | undefined, response: ResponseCookies) {
+    this.#header = header;
+    this.#response = response;
+  }
+
+  get(name: string): string | undefined {
+    return this.#all()[name];
+  }
+
+  names(): string[] {
+    return Object.keys(this.#all());
+  }
+
+  #all(): Record<string, string | undefined> {
+    this.#parsed ??= this.#header ? parseCookieHeader(this.#header) : {};
+    return this.#parsed;
+  }
+
+  /** Sets (or, with `undefined`, deletes) a cookie, replacing any earlier write of the same name in this response. */
+  set(name: string, value: string | undefined, attributes: CookieAttributes): boolean {
+    if (!this.#response.writable()) return false;
+    const options: SerializeOptions = {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: attributes.secure,
+      path: attributes.path,
+      maxAge: value === undefined ? 0 : attributes.maxAge,
+    };
+    const header = serializeCookie(name, value ?? '', options);
+    const others = this.#response.getSetCookie().filter((line) => !line.startsWith(`${name}=`));
+    this.#response.setSetCookie([...others, header]);
+    return true;
+  }
+}
+
+// A cookie line must stay under 4096 bytes; keep room for the name and attributes.
+const CHUNK_SIZE = 3800;
+
+/** Reads a value written by `writeChunked`: `name`, or `name.0`, `name.1`, ... concatenated. */
+export function readChunked(cookies: RequestCookies, name: string): string | undefined {
+  const single = cookies.get(name);
+  if (single !== undefined) return single;
+  const parts: string[] = [];
+  for (let i = 0; ; i++) {
+    const part = cookies.get(`${name}.${i}`);
+    if (part === undefined) break;
+    parts.push(part);
+  }
+  return parts.length > 0 ? parts.join('') : undefined;
+}
+
+/**
+ * Writes a value as one cookie when it fits, else as numbered chunks, and deletes whatever
+ * chunks of an earlier, longer value the request still carried. Hand-written: iron-session 9's
+ * chunking needs Node 22.
+ */
+export function writeChunked(
+  cookies: RequestCookies,
+  name: string,
+  value: string | undefined,
+  attributes: CookieAttributes,
+): boolean {
+  const chunks: string[] = [];
+  if (value !== undefined && value.length > CHUNK_SIZE) {
+    for (let i = 0; i < value.length; i += CHUNK_SIZE) chunks.push(value.slice(i, i + CHUNK_SIZE));
+  }
+  const written = new Set<string>();
+  let ok = true;
+  if (value !== undefined && chunks.length === 0) {
+    ok = cookies.set(name, value, attributes);
+    written.add(name);
+  } else {
+    chunks.forEach((chunk, i) => {
+      ok = cookies.set(`${name}.${i}`, chunk, attributes) && ok;
+      written.add(`${name}.${i}`);
+    });
+  }
+  const stale = cookies.names().filter((n) => (n === name || n.startsWith(`${name}.`)) && !written.has(n));
+  for (const n of stale) ok = cookies.set(n, undefined, attributes) && ok;
+  return ok;
+}

@@ -1,0 +1,119 @@
+/**
+ * Tokens as users see them, expiry, and the in-process refresh coordination: one refresh per
+ * refresh token at a time (single flight), and the successor of a rotated refresh token kept for
+ * a while, so a request still carrying the previous cookie gets the new tokens instead of
+ * spending a refresh token the provider already rotated away.
+ */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { ProviderTokens } from './providers/types.js';
+import { nowSeconds } from './session.js';
+import type { StoredTokens } from './stores/types.js';
+
+/**
+ * A usable access token. The refresh token is deliberately absent: it never leaves the library.
+ *
+ * @example
+ * ```ts
+ * const { accessToken, tokenType } = await req.oauth.getToken('google');
+ * await fetch(url, { headers: { authorization: `${tokenType} ${accessToken}` } });
+ * ```
+ */
+export interface TokenSet {
+  accessToken: string;
+  /** `Bearer` for almost every provider. */
+  tokenType: string;
+  /** Epoch seconds; absent when the provider gave no lifetime. */
+  expiresAt?: number | undefined;
+  scope?: string | undefined;
+  idToken?: string | undefined;
+  /** The ID token's claims (validated at login or refresh), when there is one. */
+  claims?: Record<string, unknown> | undefined;
+  /** Provider fields such as Pipedrive's `api_domain`. */
+  extras: Record<string, unknown>;
+}
+
+/** What to keep of a token response. A response without a refresh token keeps the previous one. */
+export function toStored(tokens: ProviderTokens, previous?: StoredTokens): StoredTokens {
+  return {
+    accessToken: tokens.accessToken,
+    tokenType: tokens.tokenType,
+    expiresAt: tokens.expiresAt,
+    refreshToken: tokens.refreshToken ?? previous?.refreshToken,
+    scope: tokens.scope ?? previous?.scope,
+    idToken: tokens.idToken ?? previous?.idToken,
+    extras: { ...previous?.extras, ...tokens.extras },
+  };
+}
+
+export function toTokenSet(tokens: StoredTokens): TokenSet {
+  return {
+    accessToken: tokens.accessToken,
+    tokenType: tokens.tokenType,
+    expiresAt: tokens.expiresAt,
+    scope: tokens.scope,
+    idToken: tokens.idToken,
+    claims: tokens.idToken ? decodeClaims(tokens.idToken) : undefined,
+    extras: { ...tokens.extras },
+  };
+}
+
+/** Claims of an ID token that openid-client validated when it arrived; here only decoded. */
+function decodeClaims(idToken: string): Record<string, unknown> | undefined {
+  const payload = idToken.split('.')[1];
+  if (payload === undefined) return undefined;
+  try {
+    return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+export function isDue(tokens: StoredTokens, skewSeconds: number): boolean {
+  return tokens.expiresAt !== undefined && tokens.expiresAt - skewSeconds <= nowSeconds();
+}
+
+export function isExpired(tokens: StoredTokens): boolean {
+  return tokens.expiresAt !== undefined && tokens.expiresAt <= nowSeconds();
+}
+
+// How long the successor of a rotated refresh token is remembered: long enough for slow
+// requests and other tabs carrying the previous cookie to arrive.
+const SUCCESSOR_TTL_MS = 10 * 60 * 1000;
+
+/** Single-flight refresh keyed by (provider, refresh token), and the successors of spent refresh tokens. */
+export class RefreshCoordinator {
+  readonly #inflight = new Map<string, Promise<StoredTokens>>();
+  readonly #successors = new LRUCache<string, StoredTokens>({ max: 5000, ttl: SUCCESSOR_TTL_MS });
+
+  /** The newest tokens this process knows for the grant these tokens belong to. */
+  latest(provider: string, tokens: StoredTokens): StoredTokens {
+    let current = tokens;
+    for (let hops = 0; hops < 100 && current.refreshToken; hops++) {
+      const next = this.#successors.get(key(provider, current.refreshToken));
+      if (!next || next === current) break;
+      current = next;
+    }
+    return current;
+  }
+
+  /** Refreshes once for every caller holding the same refresh token. */
+  refresh(provider: string, refreshToken: string, run: () => Promise<StoredTokens>): Promise<StoredTokens> {
+    const k = key(provider, refreshToken);
+    const running = this.#inflight.get(k);
+    if (running) return running;
+    const flight = run()
+      .then((fresh) => {
+        this.#successors.set(k, fresh);
+        return fresh;
+      })
+      .finally(() => this.#inflight.delete(k));
+    this.#inflight.set(k, flight);
+    return flight;
+  }
+}
+
+// Keyed by a hash: the refresh token itself never becomes a map key that could show in a heap dump summary or log.
+function key(provider: string, refreshToken: string): string {
+  return `${provider}\u0000${createHash('sha256').update(refreshToken).digest('base64url')}`;
+}

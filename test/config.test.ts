@@ -1,0 +1,104 @@
+/** Start-up validation: every bad configuration fails fast with config_invalid, naming the field. */
+import { describe, expect, it } from 'vitest';
+import { createOAuth, memoryStore, OAuthError, type OAuthConfig } from '../src/index.js';
+import { oauth2, oidc } from '../src/providers/index.js';
+
+const good: OAuthConfig = {
+  baseUrl: 'https://app.example.com',
+  secret: 'x'.repeat(32),
+  providers: { google: oidc({ issuer: 'https://accounts.google.com', clientId: 'id', clientSecret: 'secret' }) },
+};
+
+function fieldOf(change: (c: OAuthConfig) => OAuthConfig): string | undefined {
+  try {
+    createOAuth(change({ ...good }));
+  } catch (err) {
+    expect(err).toBeInstanceOf(OAuthError);
+    expect((err as OAuthError).code).toBe('config_invalid');
+    expect((err as OAuthError).status).toBe(500);
+    return (err as OAuthError).field;
+  }
+  return undefined;
+}
+
+describe('createOAuth configuration', () => {
+  it('accepts a good configuration and freezes it', () => {
+    const oauth = createOAuth(good);
+    expect(Object.isFrozen(oauth.config)).toBe(true);
+    expect(oauth.config.prefix).toBe('/auth');
+    expect(oauth.config.secureCookies).toBe(true);
+    expect(oauth.config.store.kind).toBe('cookie');
+  });
+
+  it.each<[string, (c: OAuthConfig) => OAuthConfig, string]>([
+    ['missing secret', (c) => ({ ...c, secret: undefined as never }), 'secret'],
+    ['short secret', (c) => ({ ...c, secret: 'short' }), 'secret'],
+    ['short rotated secret', (c) => ({ ...c, secret: { 1: 'x'.repeat(32), 2: 'short' } }), 'secret.2'],
+    ['non-numeric secret id', (c) => ({ ...c, secret: { new: 'x'.repeat(32) } }), 'secret.new'],
+    ['missing baseUrl', (c) => ({ ...c, baseUrl: '' }), 'baseUrl'],
+    ['relative baseUrl', (c) => ({ ...c, baseUrl: '/app' }), 'baseUrl'],
+    ['http baseUrl on a public host', (c) => ({ ...c, baseUrl: 'http://app.example.com' }), 'baseUrl'],
+    ['baseUrl with a query', (c) => ({ ...c, baseUrl: 'https://app.example.com/?x=1' }), 'baseUrl'],
+    ['prefix without slash', (c) => ({ ...c, prefix: 'auth' }), 'prefix'],
+    ['prefix with trailing slash', (c) => ({ ...c, prefix: '/auth/' }), 'prefix'],
+    ['absolute afterLogin', (c) => ({ ...c, afterLogin: 'https://evil.example' }), 'afterLogin'],
+    ['no providers', (c) => ({ ...c, providers: {} }), 'providers'],
+    ['provider name with a slash', (c) => ({ ...c, providers: { 'a/b': good.providers.google as never } }), 'providers.a/b'],
+    ['provider not from a factory', (c) => ({ ...c, providers: { x: { clientId: 'id' } as never } }), 'providers.x'],
+    [
+      'provider without clientId',
+      (c) => ({ ...c, providers: { g: oidc({ issuer: 'https://a.example', clientId: '', clientSecret: 's' }) } }),
+      'providers.g.clientId',
+    ],
+    [
+      'provider without clientSecret',
+      (c) => ({ ...c, providers: { g: oidc({ issuer: 'https://a.example', clientId: 'id' }) } }),
+      'providers.g.clientSecret',
+    ],
+    [
+      'http issuer on a public host',
+      (c) => ({ ...c, providers: { g: oidc({ issuer: 'http://a.example', clientId: 'id', clientSecret: 's' }) } }),
+      'providers.g.issuer',
+    ],
+    [
+      'authorizationParams overriding state',
+      (c) => ({
+        ...c,
+        providers: { g: oidc({ issuer: 'https://a.example', clientId: 'id', clientSecret: 's', authorizationParams: { state: 'x' } }) },
+      }),
+      'providers.g.authorizationParams.state',
+    ],
+    [
+      'oauth2 without token endpoint',
+      (c) => ({ ...c, providers: { p: oauth2({ authorization: 'https://a.example/auth', token: '', clientId: 'id', clientSecret: 's' }) } }),
+      'providers.p.token',
+    ],
+    ['bad store', (c) => ({ ...c, store: {} as never }), 'store'],
+    ['negative skew', (c) => ({ ...c, refreshSkewSeconds: -1 }), 'refreshSkewSeconds'],
+  ])('rejects %s', (_name, change, field) => {
+    expect(fieldOf(change)).toBe(field);
+  });
+
+  it('allows http: for loopback hosts only, and a public client without a secret', () => {
+    expect(() =>
+      createOAuth({
+        ...good,
+        baseUrl: 'http://localhost:3000',
+        store: memoryStore(),
+        providers: {
+          local: oidc({ issuer: 'http://127.0.0.1:4000', clientId: 'id', tokenEndpointAuthMethod: 'none' }),
+          v6: oauth2({ authorization: 'http://[::1]:4000/auth', token: 'http://[::1]:4000/token', clientId: 'id', clientSecret: 's' }),
+        },
+      }),
+    ).not.toThrow();
+  });
+
+  it('never puts the secret in an error message', () => {
+    const secret = 'a-secret-value-that-must-not-leak';
+    try {
+      createOAuth({ ...good, secret: { 1: secret, 2: secret.slice(0, 10) } });
+    } catch (err) {
+      expect(String((err as Error).message)).not.toContain(secret.slice(0, 10));
+    }
+  });
+});

@@ -1,0 +1,424 @@
+/**
+ * The contract of the login routes and of `req.oauth` / `ctx.oauth`, run over both adapters
+ * against oidc-provider as the real authorization server.
+ */
+import request from 'supertest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createOAuth, type OAuth, type OAuthConfig } from '../src/index.js';
+import { oidc } from '../src/providers/index.js';
+import { adapters, type RunningApp } from './support/apps.js';
+import {
+  BASE_URL,
+  CLIENT_ID,
+  CLIENT_SECRET,
+  completeLogin,
+  startAuthorizationServer,
+  type TestServer,
+} from './support/authorization-server.js';
+
+const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
+
+let op: TestServer;
+beforeAll(async () => {
+  op = await startAuthorizationServer(['op']);
+});
+afterAll(async () => {
+  await op?.close();
+});
+
+function config(overrides: Partial<OAuthConfig> = {}): OAuthConfig {
+  return {
+    baseUrl: BASE_URL,
+    secret: SECRET,
+    providers: {
+      op: oidc({
+        issuer: op.issuer,
+        clientId: CLIENT_ID,
+        clientSecret: CLIENT_SECRET,
+        scopes: ['openid', 'profile', 'email', 'offline_access'],
+        authorizationParams: { prompt: 'consent' },
+      }),
+    },
+    ...overrides,
+  };
+}
+
+describe.each(adapters)('$name adapter', (adapter) => {
+  let oauth: OAuth;
+  let app: RunningApp;
+  let errors: unknown[];
+
+  async function start(overrides: Partial<OAuthConfig> = {}) {
+    await app?.close();
+    errors = [];
+    oauth = createOAuth(config({ hooks: { onError: (e) => errors.push(e) }, ...overrides }));
+    app = await adapter.start(oauth);
+    return request.agent(app.server);
+  }
+
+  afterEach(async () => {
+    op.reset();
+    await app?.close();
+  });
+
+  /** Logs in through the real provider; returns the callback's response. */
+  async function login(agent: request.Agent, returnTo?: string, path = '/auth/op/login') {
+    const query = returnTo === undefined ? '' : `?returnTo=${encodeURIComponent(returnTo)}`;
+    const start = await agent.get(path + query).expect(302);
+    const callback = await completeLogin(start.headers.location as string);
+    return agent.get(callback.pathname + callback.search).set('accept', 'text/html');
+  }
+
+  function cookieHeader(response: request.Response): string[] {
+    return (response.headers['set-cookie'] as unknown as string[] | undefined) ?? [];
+  }
+
+  /** `name=value` of the first cookie a response sets. */
+  function firstCookie(response: request.Response): string {
+    return (cookieHeader(response)[0] ?? '').split(';')[0] ?? '';
+  }
+
+  describe('login', () => {
+    it('redirects to the provider with state, PKCE S256 and nonce, and sets a scoped transaction cookie', async () => {
+      const agent = await start();
+      const res = await agent.get('/auth/op/login').expect(302);
+      const location = new URL(res.headers.location as string);
+      expect(location.origin).toBe(op.issuer);
+      expect(location.searchParams.get('code_challenge_method')).toBe('S256');
+      expect(location.searchParams.get('code_challenge')).toMatch(/^[\w-]{43}$/);
+      expect(location.searchParams.get('state')).toMatch(/^[\w-]{43}$/);
+      expect(location.searchParams.get('nonce')).toMatch(/^[\w-]{43}$/);
+      expect(location.searchParams.get('redirect_uri')).toBe(`${BASE_URL}/auth/op/callback`);
+      expect(location.searchParams.get('prompt')).toBe('consent');
+      const [cookie] = cookieHeader(res);
+      expect(cookie).toMatch(new RegExp(`^oauth_tx\\.${location.searchParams.get('state')}=`));
+      expect(cookie).toMatch(/Max-Age=600/);
+      expect(cookie).toMatch(/Path=\/auth\/op\/callback/);
+      expect(cookie).toMatch(/HttpOnly/);
+      expect(cookie).toMatch(/SameSite=Lax/);
+      expect(cookie).not.toMatch(/Secure/); // http base URL
+    });
+
+    it('completes login, lands on returnTo, and getToken returns the token and validated claims', async () => {
+      const agent = await start();
+      const callback = await login(agent, '/dashboard?tab=1');
+      expect(callback.status).toBe(302);
+      expect(callback.headers.location).toBe('/dashboard?tab=1');
+      expect(op.counts.authorization_code).toBe(1);
+      const token = await agent.get('/token/op').expect(200);
+      expect(token.body.accessToken).toEqual(expect.any(String));
+      expect(token.body.tokenType).toBe('Bearer');
+      expect(token.body.claims).toMatchObject({ sub: 'alice', iss: op.issuer, aud: CLIENT_ID });
+      expect(token.body.expiresAt).toBeGreaterThan(Date.now() / 1000 + 3000);
+      expect(JSON.stringify(token.body)).not.toMatch(/refresh/i);
+      const connected = await agent.get('/connected/op').expect(200);
+      expect(connected.body).toEqual({ connected: true, connections: ['op'] });
+    });
+
+    it('lets two tabs log in at once', async () => {
+      const agent = await start();
+      const first = await agent.get('/auth/op/login?returnTo=/one').expect(302);
+      const second = await agent.get('/auth/op/login?returnTo=/two').expect(302);
+      const secondCallback = await completeLogin(second.headers.location as string);
+      const firstCallback = await completeLogin(first.headers.location as string);
+      await agent
+        .get(secondCallback.pathname + secondCallback.search)
+        .expect(302)
+        .expect('location', '/two');
+      await agent
+        .get(firstCallback.pathname + firstCallback.search)
+        .expect(302)
+        .expect('location', '/one');
+    });
+
+    it.each([
+      ['//evil.example/path'],
+      ['/\\evil.example'],
+      ['https://evil.example/'],
+      ['javascript:alert(1)'],
+      ['/\t/evil.example'],
+      ['evil'],
+      [''],
+    ])('ignores the unsafe returnTo %j and lands on afterLogin', async (returnTo) => {
+      const agent = await start({ afterLogin: '/home' });
+      const callback = await login(agent, returnTo);
+      expect(callback.status).toBe(302);
+      expect(callback.headers.location).toBe('/home');
+    });
+  });
+
+  describe('callback attacks and provider errors', () => {
+    it('refuses a callback with an unknown, missing or malformed state (400 state_mismatch)', async () => {
+      const agent = await start();
+      for (const query of ['?code=abc&state=unknownstate0123456789', '?code=abc', '?code=abc&state=%00bad']) {
+        const res = await agent.get(`/auth/op/callback${query}`).expect(400);
+        expect(res.body.error).toBe('state_mismatch');
+      }
+    });
+
+    it('refuses a replayed callback, even with the transaction cookie put back', async () => {
+      const agent = await start();
+      const start1 = await agent.get('/auth/op/login').expect(302);
+      const txCookie = firstCookie(start1);
+      const callback = await completeLogin(start1.headers.location as string);
+      const path = callback.pathname + callback.search;
+      await request(app.server).get(path).set('cookie', txCookie).expect(302);
+      const replay = await request(app.server).get(path).set('cookie', txCookie).expect(400);
+      expect(replay.body.error).toBe('state_mismatch');
+      expect(op.counts.authorization_code).toBe(1);
+    });
+
+    it('refuses a callback for another provider than the one the login started with', async () => {
+      const agent = await start();
+      const started = await agent.get('/auth/op/login').expect(302);
+      const state = new URL(started.headers.location as string).searchParams.get('state');
+      const txCookie = firstCookie(started);
+      // The same transaction presented at an unknown provider's callback is a 404, never an exchange.
+      const res = await request(app.server).get(`/auth/other/callback?code=x&state=${state}`).set('cookie', txCookie);
+      expect(res.status).toBe(404);
+      expect(res.body.error).toBe('unknown_provider');
+    });
+
+    it('turns a declined login into 403 access_denied', async () => {
+      const agent = await start();
+      const started = await agent.get('/auth/op/login').expect(302);
+      const callback = await completeLogin(started.headers.location as string, { decline: true });
+      expect(callback.searchParams.get('error')).toBe('access_denied');
+      const res = await agent.get(callback.pathname + callback.search).expect(403);
+      expect(res.body.error).toBe('access_denied');
+      expect(op.counts.authorization_code).toBe(0);
+    });
+
+    it('turns another error= into 502 provider_error, keeping the provider error code', async () => {
+      const agent = await start();
+      const started = await agent.get('/auth/op/login').expect(302);
+      const state = new URL(started.headers.location as string).searchParams.get('state');
+      const res = await agent
+        .get(`/auth/op/callback?error=temporarily_unavailable&state=${state}&iss=${encodeURIComponent(op.issuer)}`)
+        .expect(502);
+      expect(res.body).toMatchObject({ error: 'provider_error', provider: 'op', provider_error: 'temporarily_unavailable' });
+    });
+
+    it('refuses a callback whose iss is not the issuer (RFC 9207)', async () => {
+      const agent = await start();
+      const started = await agent.get('/auth/op/login').expect(302);
+      const callback = await completeLogin(started.headers.location as string);
+      callback.searchParams.set('iss', 'https://attacker.example');
+      const res = await agent.get(callback.pathname + callback.search).expect(400);
+      expect(res.body.error).toBe('invalid_callback');
+      expect(op.counts.authorization_code).toBe(0);
+    });
+
+    it('refuses a callback without iss, since the issuer advertises it (RFC 9207)', async () => {
+      const agent = await start();
+      const started = await agent.get('/auth/op/login').expect(302);
+      const callback = await completeLogin(started.headers.location as string);
+      callback.searchParams.delete('iss');
+      const res = await agent.get(callback.pathname + callback.search).expect(400);
+      expect(res.body.error).toBe('invalid_callback');
+    });
+
+    it('refuses a tampered transaction cookie (400 state_mismatch)', async () => {
+      const agent = await start();
+      const started = await agent.get('/auth/op/login').expect(302);
+      const [name, value] = firstCookie(started).split('=') as [string, string];
+      const callback = await completeLogin(started.headers.location as string);
+      const tampered = `${name}=${value.slice(0, -5)}AAAAA`;
+      const res = await request(app.server)
+        .get(callback.pathname + callback.search)
+        .set('cookie', tampered)
+        .expect(400);
+      expect(res.body.error).toBe('state_mismatch');
+    });
+
+    it('answers 404 unknown_provider for a provider that is not configured', async () => {
+      const agent = await start();
+      const res = await agent.get('/auth/nope/login').expect(404);
+      expect(res.body).toMatchObject({ error: 'unknown_provider', provider: 'nope' });
+      const page = await agent.get('/auth/nope/login').set('accept', 'text/html').expect(404);
+      expect(page.headers['content-type']).toMatch(/text\/html/);
+      const token = await agent.get('/token/nope').expect(404);
+      expect(token.body.error).toBe('unknown_provider');
+    });
+  });
+
+  describe('session cookie', () => {
+    it('reads nothing for a request that does not use oauth, and unseals a cookie value at most once', async () => {
+      const agent = await start();
+      await login(agent);
+      const before = { ...oauth.stats };
+      await agent.get('/plain').expect(200);
+      expect(oauth.stats.unseals).toBe(before.unseals);
+      for (let i = 0; i < 5; i++) {
+        const res = await agent.get('/token/op').expect(200);
+        expect(res.headers['set-cookie']).toBeUndefined(); // unchanged data is not resealed
+      }
+      expect(oauth.stats.unseals - before.unseals).toBeLessThanOrEqual(1);
+      expect(oauth.stats.seals).toBe(before.seals);
+    });
+
+    it('treats a tampered session cookie as no session (401 not_connected), never a 500', async () => {
+      const agent = await start();
+      const callback = await login(agent);
+      const session = cookieHeader(callback).find((c) => c.startsWith('oauth_session='));
+      const value = session?.split(';')[0]?.slice('oauth_session='.length) as string;
+      for (const bad of [`${value.slice(0, -4)}AAAA`, 'garbage', 'Fe26.2**x*y*z', '']) {
+        const res = await request(app.server).get('/token/op').set('cookie', `oauth_session=${bad}`).expect(401);
+        expect(res.body.error).toBe('not_connected');
+      }
+    });
+
+    it('keeps sessions readable across a secret rotation and unreadable without the old secret', async () => {
+      const oldSecret = 'the-old-secret-that-is-long-enough-000000';
+      const newSecret = 'the-new-secret-that-is-long-enough-111111';
+      const agent = await start({ secret: { 1: oldSecret } });
+      await login(agent);
+      await start({ secret: { 1: oldSecret, 2: newSecret } });
+      const rotated = request.agent(app.server);
+      const cookie = await cookieOf(agent);
+      await rotated.get('/token/op').set('cookie', cookie).expect(200);
+      await start({ secret: newSecret });
+      const res = await request(app.server).get('/token/op').set('cookie', cookie).expect(401);
+      expect(res.body.error).toBe('not_connected');
+    });
+  });
+
+  describe('refresh', () => {
+    it('refreshes a due token once, with rotation, and stores the new refresh token', async () => {
+      const agent = await start();
+      op.accessTokenTtl = 30; // due at once with the default 60 s skew
+      await login(agent);
+      const first = (await agent.get('/token/op').expect(200)).body;
+      expect(op.counts.refresh_token).toBe(1);
+      // The refreshed token is due again (30 s): a second refresh must use the rotated refresh token.
+      const second = (await agent.get('/token/op').expect(200)).body;
+      expect(op.counts.refresh_token).toBe(2);
+      expect(second.accessToken).not.toBe(first.accessToken);
+      op.accessTokenTtl = 3600;
+      const third = (await agent.get('/token/op').expect(200)).body;
+      expect(op.counts.refresh_token).toBe(3);
+      await agent.get('/token/op').expect(200);
+      expect(op.counts.refresh_token).toBe(3);
+      expect(third.claims.sub).toBe('alice');
+    });
+
+    it('gives 50 concurrent requests on a due token exactly one refresh at the provider', async () => {
+      const agent = await start();
+      op.accessTokenTtl = 30;
+      await login(agent);
+      op.accessTokenTtl = 3600;
+      op.tokenDelayMs = 50;
+      const responses = await Promise.all(Array.from({ length: 50 }, () => agent.get('/token/op')));
+      expect(responses.map((r) => r.status)).toEqual(Array(50).fill(200));
+      expect(new Set(responses.map((r) => r.body.accessToken)).size).toBe(1);
+      expect(op.counts.refresh_token).toBe(1);
+    });
+
+    it('gives 50 concurrent getToken calls in one request exactly one refresh', async () => {
+      const agent = await start();
+      op.accessTokenTtl = 30;
+      await login(agent);
+      op.accessTokenTtl = 3600;
+      const res = await agent.get('/tokens/op/50').expect(200);
+      expect(new Set(res.body).size).toBe(1);
+      expect(op.counts.refresh_token).toBe(1);
+    });
+
+    it('gives a request still carrying the pre-refresh cookie the new tokens, with no second refresh', async () => {
+      const agent = await start();
+      op.accessTokenTtl = 30;
+      await login(agent);
+      op.accessTokenTtl = 3600;
+      const staleCookie = await cookieOf(agent);
+      const fresh = (await agent.get('/token/op').expect(200)).body;
+      expect(op.counts.refresh_token).toBe(1);
+      const late = await request(app.server).get('/token/op').set('cookie', staleCookie).expect(200);
+      expect(late.body.accessToken).toBe(fresh.accessToken);
+      expect(op.counts.refresh_token).toBe(1);
+      expect(late.headers['set-cookie']).toBeDefined(); // the stale browser gets the new session
+      // And the newest refresh token was kept: the next refresh succeeds.
+      op.accessTokenTtl = 30;
+      await agent.get('/token/op').expect(200); // not due yet: 3600 s token
+      expect(op.counts.refresh_token).toBe(1);
+    });
+
+    it('turns a revoked refresh token into 401 reauth_required and forgets the tokens', async () => {
+      const agent = await start();
+      op.accessTokenTtl = 30;
+      await login(agent);
+      // Revoke the grant behind the app's back, as a user removing the app at the provider would.
+      const cookie = await cookieOf(agent);
+      await agent.post('/disconnect/op').expect(204);
+      expect(op.counts.revocation).toBe(1);
+      const res = await request(app.server).get('/token/op').set('cookie', cookie).expect(401);
+      expect(res.body.error).toBe('reauth_required');
+      expect(op.counts.refresh_token).toBe(1);
+      const cleared = (res.headers['set-cookie'] as unknown as string[]).find((c) => c.startsWith('oauth_session='));
+      expect(cleared).toMatch(/Max-Age=0/);
+    });
+
+    it('keeps the tokens when the provider fails: the old access token while valid, 503 once expired', async () => {
+      const agent = await start();
+      op.accessTokenTtl = 30;
+      await login(agent);
+      const before = (await agent.get('/token/op').expect(200)).body; // refreshed once, due again
+      op.failTokenEndpoint = 503;
+      const during = await agent.get('/token/op').expect(200);
+      expect(during.body.accessToken).toBe(before.accessToken);
+      expect(errors.some((e) => (e as { code?: string }).code === 'provider_unavailable')).toBe(true);
+      op.failTokenEndpoint = undefined;
+      op.accessTokenTtl = 1;
+      await agent.get('/token/op').expect(200); // now holds a 1 s token
+      op.failTokenEndpoint = 500;
+      await new Promise((r) => setTimeout(r, 1100));
+      const expired = await agent.get('/token/op').expect(503);
+      expect(expired.body.error).toBe('provider_unavailable');
+      op.failTokenEndpoint = undefined;
+      await agent.get('/token/op').expect(200); // nothing was lost
+    });
+  });
+
+  describe('logout', () => {
+    it('revokes at the provider, deletes the tokens and lands on returnTo', async () => {
+      const agent = await start();
+      await login(agent);
+      const res = await agent.post('/auth/op/logout?returnTo=/bye').set('accept', 'text/html').expect(302);
+      expect(res.headers.location).toBe('/bye');
+      expect(op.counts.revocation).toBe(1);
+      const token = await agent.get('/token/op').expect(401);
+      expect(token.body.error).toBe('not_connected');
+    });
+
+    it('answers 204 to a client asking for JSON, and reads returnTo from a form body', async () => {
+      const agent = await start();
+      await login(agent);
+      await agent.post('/auth/op/logout').set('accept', 'application/json').expect(204);
+      await login(agent);
+      const res = await agent.post('/auth/op/logout').type('form').send({ returnTo: '//evil.example' }).expect(302);
+      expect(res.headers.location).toBe('/');
+    });
+  });
+
+  describe('requireToken', () => {
+    it('redirects browsers to login with returnTo, gives API clients 401 JSON, and lets connected users through', async () => {
+      const agent = await start();
+      const page = await agent.get('/protected?x=1').set('accept', 'text/html,application/xhtml+xml').expect(302);
+      expect(page.headers.location).toBe('/auth/op/login?returnTo=%2Fprotected%3Fx%3D1');
+      const api = await agent.get('/protected').set('accept', 'application/json').expect(401);
+      expect(api.body).toEqual({ error: 'not_connected', provider: 'op', login: '/auth/op/login?returnTo=%2Fprotected' });
+      const callback = await login(agent, undefined, page.headers.location as string);
+      expect(callback.headers.location).toBe('/protected?x=1');
+      await agent.get('/protected').expect(200, 'protected');
+    });
+  });
+});
+
+/** The cookies an agent would send to the app. */
+async function cookieOf(agent: request.Agent): Promise<string> {
+  const jar = (agent as unknown as { jar: { getCookies(access: unknown): Array<{ name: string; value: string }> } }).jar;
+  const { CookieAccessInfo } = await import('cookiejar');
+  return jar
+    .getCookies(new CookieAccessInfo('127.0.0.1', '/', false, false))
+    .map((c) => `${c.name}=${c.value}`)
+    .join('; ');
+}

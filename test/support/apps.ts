@@ -1,0 +1,101 @@
+/**
+ * The same small app on Express and on Koa, so one contract suite runs over both adapters.
+ * Each app mounts the middleware, a few routes that use `req.oauth` / `ctx.oauth`, a guarded
+ * route, and the adapter's error handler, as a user's app would.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Koa from 'koa';
+import * as expressAdapter from '../../adapters/express/index.js';
+import * as koaAdapter from '../../adapters/koa/index.js';
+import type { OAuth } from '../../src/index.js';
+
+export interface RunningApp {
+  server: Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface Adapter {
+  name: 'express' | 'koa';
+  start(oauth: OAuth): Promise<RunningApp>;
+}
+
+function expressApp(oauth: OAuth) {
+  const { oauthMiddleware, requireToken, oauthErrorHandler } = expressAdapter;
+  const app = express();
+  app.use(express.urlencoded({ extended: false }));
+  app.use(oauthMiddleware(oauth));
+  app.get('/plain', (_req, res) => {
+    res.send('plain');
+  });
+  app.get('/token/:provider', async (req, res) => {
+    res.json(await req.oauth.getToken(req.params.provider));
+  });
+  app.get('/tokens/:provider/:count', async (req, res) => {
+    const calls = Array.from({ length: Number(req.params.count) }, () => req.oauth.getToken(req.params.provider));
+    res.json((await Promise.all(calls)).map((t) => t.accessToken));
+  });
+  app.get('/connected/:provider', async (req, res) => {
+    res.json({ connected: await req.oauth.isConnected(req.params.provider), connections: await req.oauth.connections() });
+  });
+  app.post('/disconnect/:provider', async (req, res) => {
+    await req.oauth.logout(req.params.provider);
+    res.status(204).end();
+  });
+  app.get('/protected', requireToken('op'), (_req, res) => {
+    res.send('protected');
+  });
+  app.use(oauthErrorHandler());
+  return app;
+}
+
+function koaApp(oauth: OAuth) {
+  const { oauthMiddleware, requireToken, oauthErrorHandler } = koaAdapter;
+  const app = new Koa();
+  app.silent = true;
+  app.use(oauthErrorHandler());
+  app.use(oauthMiddleware(oauth));
+  const guard = requireToken('op');
+  // A few routes by hand: the adapter needs no router, and neither does this test app.
+  app.use(async (ctx, next) => {
+    const [, first, second, third] = ctx.path.split('/');
+    if (ctx.method === 'GET' && first === 'plain') ctx.body = 'plain';
+    else if (ctx.method === 'GET' && first === 'token' && second) ctx.body = await ctx.oauth.getToken(second);
+    else if (ctx.method === 'GET' && first === 'tokens' && second) {
+      const calls = Array.from({ length: Number(third) }, () => ctx.oauth.getToken(second));
+      ctx.body = (await Promise.all(calls)).map((t) => t.accessToken);
+    } else if (ctx.method === 'GET' && first === 'connected' && second) {
+      ctx.body = { connected: await ctx.oauth.isConnected(second), connections: await ctx.oauth.connections() };
+    } else if (ctx.method === 'POST' && first === 'disconnect' && second) {
+      await ctx.oauth.logout(second);
+      ctx.status = 204;
+    } else if (ctx.method === 'GET' && first === 'protected') {
+      await guard(ctx, async () => {
+        ctx.body = 'protected';
+      });
+    } else await next();
+  });
+  return app;
+}
+
+async function listen(handler: Parameters<typeof createServer>[1]): Promise<RunningApp> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export const adapters: Adapter[] = [
+  { name: 'express', start: (oauth) => listen(expressApp(oauth)) },
+  { name: 'koa', start: (oauth) => listen(koaApp(oauth).callback()) },
+];

@@ -1,0 +1,121 @@
+/**
+ * oidc-provider as the real authorization server of the tests: counts requests per grant,
+ * injects faults on demand, and completes its login and consent over HTTP without a browser.
+ */
+import type Provider from 'oidc-provider';
+import { type DemoIdp, startDemoIdp } from '../../examples/demo-idp/index.js';
+
+export const CLIENT_ID = 'test-app';
+export const CLIENT_SECRET = 'test-app-secret-0123456789';
+export const BASE_URL = 'http://127.0.0.1:3999';
+
+export interface TestServer extends DemoIdp {
+  /** Token endpoint calls by grant type, and revocation calls. */
+  counts: { authorization_code: number; refresh_token: number; revocation: number };
+  /** Access token lifetime for the next issued tokens, in seconds. */
+  accessTokenTtl: number;
+  /** When set, the token endpoint answers this status (with a JSON error body) instead of working. */
+  failTokenEndpoint: number | undefined;
+  /** Added to the token endpoint's answer time, in ms (to widen race windows). */
+  tokenDelayMs: number;
+  reset(): void;
+}
+
+export async function startAuthorizationServer(providerNames: string[] = ['op']): Promise<TestServer> {
+  const state = {
+    counts: { authorization_code: 0, refresh_token: 0, revocation: 0 },
+    accessTokenTtl: 3600,
+    failTokenEndpoint: undefined as number | undefined,
+    tokenDelayMs: 0,
+    reset() {
+      state.counts = { authorization_code: 0, refresh_token: 0, revocation: 0 };
+      state.accessTokenTtl = 3600;
+      state.failTokenEndpoint = undefined;
+      state.tokenDelayMs = 0;
+    },
+  };
+  const idp = await startDemoIdp({
+    clients: [
+      {
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+        redirect_uris: providerNames.map((name) => `${BASE_URL}/auth/${name}/callback`),
+      },
+    ],
+    accessTokenTtl: () => state.accessTokenTtl,
+    configure(provider: Provider) {
+      provider.use(async (ctx, next) => {
+        if (ctx.method === 'POST' && ctx.path === '/token') {
+          if (state.tokenDelayMs > 0) await new Promise((r) => setTimeout(r, state.tokenDelayMs));
+          if (state.failTokenEndpoint !== undefined) {
+            ctx.status = state.failTokenEndpoint;
+            ctx.body = { error: 'temporarily_unavailable', error_description: 'injected failure' };
+            return;
+          }
+        }
+        if (ctx.method === 'POST' && ctx.path === '/token/revocation') state.counts.revocation++;
+        await next();
+      });
+      const countGrant = (ctx: { oidc?: { params?: { grant_type?: unknown } } }) => {
+        const grant = ctx.oidc?.params?.grant_type;
+        if (grant === 'authorization_code' || grant === 'refresh_token') state.counts[grant]++;
+      };
+      provider.on('grant.success', countGrant);
+      provider.on('grant.error', countGrant);
+    },
+  });
+  // The closures above read `state`, so `state` itself becomes the returned object.
+  return Object.assign(state, idp);
+}
+
+const MAX_HOPS = 20;
+
+/**
+ * Follows the authorization request through oidc-provider's login and consent forms, as a
+ * browser would, and returns the redirect back to the app (the callback URL with code and state).
+ * `decline` aborts at the login form instead, which yields `error=access_denied`.
+ */
+export async function completeLogin(authorizationUrl: string, options: { user?: string; decline?: boolean } = {}): Promise<URL> {
+  const origin = new URL(authorizationUrl).origin;
+  const jar = new Map<string, string>();
+  let url = authorizationUrl;
+  let body: URLSearchParams | undefined;
+  for (let hop = 0; hop < MAX_HOPS; hop++) {
+    const response = await fetch(url, {
+      method: body ? 'POST' : 'GET',
+      body,
+      redirect: 'manual',
+      headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') },
+      signal: AbortSignal.timeout(5000),
+    });
+    for (const line of response.headers.getSetCookie()) {
+      const [pair = ''] = line.split(';');
+      const eq = pair.indexOf('=');
+      const value = pair.slice(eq + 1);
+      if (value === '' || /max-age=0|expires=thu, 01 jan 1970/i.test(line)) jar.delete(pair.slice(0, eq));
+      else jar.set(pair.slice(0, eq), value);
+    }
+    body = undefined;
+    const location = response.headers.get('location');
+    if (location) {
+      const next = new URL(location, url);
+      if (next.origin !== origin) return next;
+      url = next.href;
+      continue;
+    }
+    const html = await response.text();
+    const prompt = /name="prompt" value="(\w+)"/.exec(html)?.[1];
+    const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
+    if (!prompt || !action) throw new Error(`unexpected page at ${url} (${response.status})`);
+    if (options.decline) {
+      url = new URL(`${action}/abort`, url).href;
+      continue;
+    }
+    url = new URL(action, url).href;
+    body =
+      prompt === 'login'
+        ? new URLSearchParams({ prompt, login: options.user ?? 'alice', password: 'any' })
+        : new URLSearchParams({ prompt });
+  }
+  throw new Error('login did not come back to the app');
+}
