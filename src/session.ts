@@ -125,6 +125,8 @@ export class RequestCookies {
       secure: attributes.secure,
       path: attributes.path,
       maxAge: value === undefined ? 0 : attributes.maxAge,
+      // Expires as well as Max-Age: older clients (and some HTTP libraries) read only Expires.
+      expires: new Date(value === undefined ? 0 : Date.now() + attributes.maxAge * 1000),
     };
     const header = serializeCookie(name, value ?? '', options);
     const others = this.#response.getSetCookie().filter((line) => !line.startsWith(`${name}=`));

@@ -1,6 +1,6 @@
 /** Start-up validation: every bad configuration fails fast with config_invalid, naming the field. */
 import { describe, expect, it } from 'vitest';
-import { createOAuth, memoryStore, OAuthError, type OAuthConfig } from '../src/index.js';
+import { createOAuth, memoryStore, type OAuthConfig, OAuthError } from '../src/index.js';
 import { oauth2, oidc } from '../src/providers/index.js';
 
 const good: OAuthConfig = {
@@ -64,13 +64,18 @@ describe('createOAuth configuration', () => {
       'authorizationParams overriding state',
       (c) => ({
         ...c,
-        providers: { g: oidc({ issuer: 'https://a.example', clientId: 'id', clientSecret: 's', authorizationParams: { state: 'x' } }) },
+        providers: {
+          g: oidc({ issuer: 'https://a.example', clientId: 'id', clientSecret: 's', authorizationParams: { state: 'x' } }),
+        },
       }),
       'providers.g.authorizationParams.state',
     ],
     [
       'oauth2 without token endpoint',
-      (c) => ({ ...c, providers: { p: oauth2({ authorization: 'https://a.example/auth', token: '', clientId: 'id', clientSecret: 's' }) } }),
+      (c) => ({
+        ...c,
+        providers: { p: oauth2({ authorization: 'https://a.example/auth', token: '', clientId: 'id', clientSecret: 's' }) },
+      }),
       'providers.p.token',
     ],
     ['bad store', (c) => ({ ...c, store: {} as never }), 'store'],
@@ -87,7 +92,12 @@ describe('createOAuth configuration', () => {
         store: memoryStore(),
         providers: {
           local: oidc({ issuer: 'http://127.0.0.1:4000', clientId: 'id', tokenEndpointAuthMethod: 'none' }),
-          v6: oauth2({ authorization: 'http://[::1]:4000/auth', token: 'http://[::1]:4000/token', clientId: 'id', clientSecret: 's' }),
+          v6: oauth2({
+            authorization: 'http://[::1]:4000/auth',
+            token: 'http://[::1]:4000/token',
+            clientId: 'id',
+            clientSecret: 's',
+          }),
         },
       }),
     ).not.toThrow();

@@ -13,6 +13,11 @@ export interface DemoIdpOptions {
   clients: ClientMetadata[];
   /** Access token lifetime in seconds, read at each issue, so tests can change it between calls. Default 3600. */
   accessTokenTtl?: () => number;
+  /**
+   * Issue access tokens as signed JWTs (RFC 9068) for one API resource, as many real providers do,
+   * instead of short opaque strings. Such tokens are not accepted at userinfo.
+   */
+  jwtAccessTokens?: boolean;
   /** Called before the server starts: add Koa middleware (counters, fault injection) with `provider.use`. */
   configure?: (provider: Provider) => void;
 }
@@ -20,6 +25,8 @@ export interface DemoIdpOptions {
 export interface DemoIdp {
   /** `http://127.0.0.1:<port>`, exactly as the discovery document spells it. */
   issuer: string;
+  /** The userinfo endpoint, to call with an access token. */
+  userinfo: string;
   provider: Provider;
   close(): Promise<void>;
 }
@@ -60,7 +67,11 @@ export async function startDemoIdp(options: DemoIdpOptions): Promise<DemoIdp> {
     },
     claims: { openid: ['sub'], profile: ['name'], email: ['email', 'email_verified'] },
     scopes: ['openid', 'offline_access', 'profile', 'email'],
-    features: { devInteractions: { enabled: true }, revocation: { enabled: true } },
+    features: {
+      devInteractions: { enabled: true },
+      revocation: { enabled: true },
+      ...(options.jwtAccessTokens ? { resourceIndicators: jwtResource(() => options.accessTokenTtl?.() ?? 3600) } : {}),
+    },
     rotateRefreshToken: true,
     pkce: { required: () => true },
     jwks: { keys: [{ ...signingKey, use: 'sig', alg: 'RS256', kid: 'demo' }] as never },
@@ -80,11 +91,24 @@ export async function startDemoIdp(options: DemoIdpOptions): Promise<DemoIdp> {
 
   return {
     issuer,
+    userinfo: `${issuer}/me`,
     provider,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+const API_RESOURCE = 'urn:demo:api';
+
+/** Every token is for one API, in JWT format, with the configured lifetime. */
+function jwtResource(ttl: () => number) {
+  return {
+    enabled: true,
+    defaultResource: () => API_RESOURCE,
+    useGrantedResource: () => true,
+    getResourceServerInfo: () => ({ scope: 'api', accessTokenFormat: 'jwt' as const, accessTokenTTL: ttl() }),
   };
 }

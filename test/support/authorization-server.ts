@@ -21,7 +21,10 @@ export interface TestServer extends DemoIdp {
   reset(): void;
 }
 
-export async function startAuthorizationServer(providerNames: string[] = ['op']): Promise<TestServer> {
+export async function startAuthorizationServer(
+  providerNames: string[] = ['op'],
+  options: { jwtAccessTokens?: boolean } = {},
+): Promise<TestServer> {
   const state = {
     counts: { authorization_code: 0, refresh_token: 0, revocation: 0 },
     accessTokenTtl: 3600,
@@ -43,6 +46,7 @@ export async function startAuthorizationServer(providerNames: string[] = ['op'])
       },
     ],
     accessTokenTtl: () => state.accessTokenTtl,
+    jwtAccessTokens: options.jwtAccessTokens ?? false,
     configure(provider: Provider) {
       provider.use(async (ctx, next) => {
         if (ctx.method === 'POST' && ctx.path === '/token') {

@@ -1,0 +1,89 @@
+/**
+ * Koa starter: sign in with a local demo identity provider, then show the token's claims and
+ * call the provider's userinfo endpoint with `ctx.oauth.getToken`. Run with `npm run start:koa`.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import Router from '@koa/router';
+import Koa from 'koa';
+import { oauthErrorHandler, oauthMiddleware, requireToken } from 'oauth-middleware/koa';
+import { oidc } from 'oauth-middleware/providers';
+import { startDemoIdp } from '../demo-idp/index.js';
+
+export async function main({ port = 3000, idpPort = 4000 } = {}) {
+  // Listen first: the redirect URI registered at the identity provider needs the real port.
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const baseUrl = `http://localhost:${(server.address() as AddressInfo).port}`;
+
+  const idp = await startDemoIdp({
+    port: idpPort,
+    clients: [{ client_id: 'demo-app', client_secret: 'demo-app-secret', redirect_uris: [`${baseUrl}/auth/demo/callback`] }],
+  });
+
+  const app = new Koa();
+  app.use(oauthErrorHandler());
+  app.use(
+    oauthMiddleware({
+      baseUrl,
+      // A real app reads this from its environment; a random one logs everybody out on restart.
+      secret: process.env.OAUTH_SECRET ?? randomBytes(32).toString('base64url'),
+      providers: {
+        demo: oidc({
+          issuer: idp.issuer,
+          clientId: 'demo-app',
+          clientSecret: 'demo-app-secret',
+          scopes: ['openid', 'profile', 'email', 'offline_access'],
+          authorizationParams: { prompt: 'consent' }, // the demo provider issues refresh tokens only on consent
+        }),
+      },
+    }),
+  );
+
+  const router = new Router();
+  router.get('/', async (ctx) => {
+    const connected = await ctx.oauth.isConnected('demo');
+    ctx.type = 'html';
+    ctx.body = page(
+      connected
+        ? '<p>You are signed in. <a href="/profile">See your profile</a>.</p>'
+        : '<p><a href="/auth/demo/login?returnTo=/profile">Sign in with the demo provider</a> (any user name, any password).</p>',
+    );
+  });
+  router.get('/profile', requireToken('demo'), async (ctx) => {
+    const token = await ctx.oauth.getToken('demo'); // refreshed first when due
+    const userinfo = await fetch(idp.userinfo, { headers: { authorization: `${token.tokenType} ${token.accessToken}` } });
+    ctx.type = 'html';
+    ctx.body = page(`<h2>ID token claims</h2><pre>${escape(JSON.stringify(token.claims, null, 2))}</pre>
+<h2>Userinfo, fetched with the access token</h2><pre>${escape(JSON.stringify(await userinfo.json(), null, 2))}</pre>
+<form method="post" action="/auth/demo/logout?returnTo=/"><button>Sign out</button></form>`);
+  });
+  app.use(router.routes());
+  server.on('request', app.callback());
+
+  return {
+    url: baseUrl,
+    idp,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await idp.close();
+    },
+  };
+}
+
+function page(body: string): string {
+  return `<!doctype html><meta charset="utf-8"><title>oauth-middleware: Koa example</title>
+<body style="font-family:system-ui,sans-serif;max-width:48rem;margin:3rem auto"><h1>Koa example</h1>${body}</body>`;
+}
+
+function escape(text: string): string {
+  return text.replace(/[&<>]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const { url } = await main({ port: Number(process.env.PORT ?? 3000), idpPort: Number(process.env.IDP_PORT ?? 4000) });
+  console.log(`Koa example: open ${url}`);
+}
