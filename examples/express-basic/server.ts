@@ -57,8 +57,8 @@ export async function main({ port = 3000, idpPort = 4000 } = {}) {
     const token = await req.oauth.getToken('demo'); // refreshed first when due
     const userinfo = await fetch(idp.userinfo, { headers: { authorization: `${token.tokenType} ${token.accessToken}` } });
     res.type('html').send(
-      page(`<h2>ID token claims</h2><pre>${escape(JSON.stringify(token.claims, null, 2))}</pre>
-<h2>Userinfo, fetched with the access token</h2><pre>${escape(JSON.stringify(await userinfo.json(), null, 2))}</pre>
+      page(`<h2>ID token claims</h2><pre>${escapeHtml(JSON.stringify(token.claims, null, 2))}</pre>
+<h2>Userinfo, fetched with the access token</h2><pre>${escapeHtml(JSON.stringify(await userinfo.json(), null, 2))}</pre>
 <form method="post" action="/auth/demo/logout?returnTo=/"><button>Sign out</button></form>`),
     );
   });
@@ -82,7 +82,7 @@ function page(body: string): string {
 <body style="font-family:system-ui,sans-serif;max-width:48rem;margin:3rem auto"><h1>Express example</h1>${body}</body>`;
 }
 
-function escape(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 

@@ -56,8 +56,8 @@ export async function main({ port = 3000, idpPort = 4000 } = {}) {
     const token = await ctx.oauth.getToken('demo'); // refreshed first when due
     const userinfo = await fetch(idp.userinfo, { headers: { authorization: `${token.tokenType} ${token.accessToken}` } });
     ctx.type = 'html';
-    ctx.body = page(`<h2>ID token claims</h2><pre>${escape(JSON.stringify(token.claims, null, 2))}</pre>
-<h2>Userinfo, fetched with the access token</h2><pre>${escape(JSON.stringify(await userinfo.json(), null, 2))}</pre>
+    ctx.body = page(`<h2>ID token claims</h2><pre>${escapeHtml(JSON.stringify(token.claims, null, 2))}</pre>
+<h2>Userinfo, fetched with the access token</h2><pre>${escapeHtml(JSON.stringify(await userinfo.json(), null, 2))}</pre>
 <form method="post" action="/auth/demo/logout?returnTo=/"><button>Sign out</button></form>`);
   });
   app.use(router.routes());
@@ -79,7 +79,7 @@ function page(body: string): string {
 <body style="font-family:system-ui,sans-serif;max-width:48rem;margin:3rem auto"><h1>Koa example</h1>${body}</body>`;
 }
 
-function escape(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
