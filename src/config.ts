@@ -170,7 +170,7 @@ function checkSecret(value: unknown): Secret {
 export function safeReturnTo(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length === 0 || value.length > 2048) return undefined;
   if (!value.startsWith('/') || value.startsWith('//') || value.includes('\\')) return undefined;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(value)) return undefined;
   // Resolve against a dummy origin: whatever the browser would make of it must stay on that origin.
   const resolved = new URL(value, 'http://local.invalid');

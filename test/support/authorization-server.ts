@@ -19,6 +19,8 @@ export interface TestServer extends DemoIdp {
   /** Added to the token endpoint's answer time, in ms (to widen race windows). */
   tokenDelayMs: number;
   reset(): void;
+  /** Ends the grant behind an access token, as a user removing the app at the provider would. */
+  revokeGrant(accessToken: string): Promise<void>;
 }
 
 export async function startAuthorizationServer(
@@ -68,8 +70,14 @@ export async function startAuthorizationServer(
       provider.on('grant.error', countGrant);
     },
   });
+  async function revokeGrant(accessToken: string) {
+    const token = await idp.provider.AccessToken.find(accessToken);
+    if (!token?.grantId) throw new Error('unknown access token');
+    const grant = await idp.provider.Grant.find(token.grantId);
+    await grant?.destroy();
+  }
   // The closures above read `state`, so `state` itself becomes the returned object.
-  return Object.assign(state, idp);
+  return Object.assign(state, idp, { revokeGrant });
 }
 
 const MAX_HOPS = 20;
