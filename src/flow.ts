@@ -189,6 +189,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     } catch (err) {
       throw asProviderError(err, name);
     }
+    await session.renew();
     await session.put(name, tokens);
     hooks.onLogin({ provider: name, claims });
     return { status: 302, location: transaction.returnTo };

@@ -39,6 +39,26 @@ export class RequestSession {
     return this.#write(provider, undefined);
   }
 
+  /**
+   * After a login, a server-store session moves to a new id (its tokens with it), so a session id
+   * planted in the browser beforehand (session fixation) never gets to see the new tokens.
+   * Cookie-store sessions need nothing: the tokens travel in a cookie nobody else can read.
+   */
+  renew(): Promise<void> {
+    const store = this.#config.store;
+    if (store.kind !== 'server') return Promise.resolve();
+    const next = this.#writes.then(async () => {
+      const record = await this.load();
+      const previous = this.#sid;
+      if (previous === undefined) return;
+      this.#sid = undefined;
+      for (const [provider, tokens] of Object.entries(record)) await this.#writeServer(store, provider, tokens);
+      for (const provider of Object.keys(record)) await guard(() => store.remove(previous, provider));
+    });
+    this.#writes = next.catch(() => undefined);
+    return next;
+  }
+
   get #attributes(): CookieAttributes {
     return { path: '/', maxAge: this.#config.sessionMaxAgeSeconds, secure: this.#config.secureCookies };
   }

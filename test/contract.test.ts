@@ -293,6 +293,19 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
       const res = await request(app.server).get('/token/op').set('cookie', cookie).expect(401);
       expect(res.body.error).toBe('not_connected');
     });
+    it('never shows a session planted before login the tokens of the login (session fixation)', async () => {
+      const attacker = await start();
+      await login(attacker); // signs in as alice
+      const planted = await cookieOf(attacker);
+      const victim = request.agent(app.server);
+      await victim.get('/plain').set('cookie', planted).expect(200);
+      const started = await victim.get('/auth/op/login').set('cookie', planted).expect(302);
+      const callback = await completeLogin(started.headers.location as string, { user: 'bob' });
+      await victim.get(callback.pathname + callback.search).set('cookie', planted).expect(302);
+      expect((await victim.get('/token/op').expect(200)).body.claims.sub).toBe('bob');
+      const seen = await request(app.server).get('/token/op').set('cookie', planted);
+      expect(seen.body.claims?.sub).not.toBe('bob');
+    });
   });
 
   describe('refresh', () => {
