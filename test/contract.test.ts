@@ -301,7 +301,10 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
       await victim.get('/plain').set('cookie', planted).expect(200);
       const started = await victim.get('/auth/op/login').set('cookie', planted).expect(302);
       const callback = await completeLogin(started.headers.location as string, { user: 'bob' });
-      await victim.get(callback.pathname + callback.search).set('cookie', planted).expect(302);
+      await victim
+        .get(callback.pathname + callback.search)
+        .set('cookie', planted)
+        .expect(302);
       expect((await victim.get('/token/op').expect(200)).body.claims.sub).toBe('bob');
       const seen = await request(app.server).get('/token/op').set('cookie', planted);
       expect(seen.body.claims?.sub).not.toBe('bob');
