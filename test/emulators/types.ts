@@ -1,0 +1,54 @@
+/**
+ * What every provider emulator offers. An emulator is a strict HTTP server on 127.0.0.1 that
+ * follows one provider's OAuth contract (shared/providers/CONTRACTS.md) and rejects what the real
+ * provider would reject. Users import emulators from `oauth-middleware/testing` to test their apps.
+ */
+
+export interface EmulatorOptions {
+  /** Default 'test-client-id'. */
+  clientId?: string;
+  /** Default 'test-client-secret-0123456789'. */
+  clientSecret?: string;
+  /** The app's callback URL registered at the provider. Required where the provider checks or uses it. */
+  redirectUri: string;
+  /** Lifetime of issued access tokens in seconds (read at each issue; also settable later). Default 3600. */
+  accessTokenTtl?: number;
+}
+
+/** The full URLs an app needs, to pass as a preset's `endpoints`. */
+export interface EmulatorEndpoints {
+  authorization: string;
+  token: string;
+  refresh?: string;
+  revoke?: string;
+  /** A protected API resource answering the token's user, for `req.oauth.fetch` tests. */
+  api: string;
+}
+
+export interface Emulator {
+  /** `http://127.0.0.1:<port>` */
+  readonly origin: string;
+  readonly endpoints: EmulatorEndpoints;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /**
+   * Calls per endpoint, counted whether they succeed or are rejected.
+   * Keys: 'authorize', 'token' (code exchange), 'refresh', 'revoke', 'api'.
+   */
+  readonly counts: Record<'authorize' | 'token' | 'refresh' | 'revoke' | 'api', number>;
+  /** Every request the emulator refused, with the reason, newest last (for debugging failed tests). */
+  readonly rejections: Array<{ endpoint: string; status: number; reason: string }>;
+  /** Lifetime in seconds of access tokens issued from now on. */
+  accessTokenTtl: number;
+  /** When set, the next authorization is declined by the user (the callback carries the provider's denial error). */
+  declineNext: boolean;
+  /** When set, token and refresh requests answer this HTTP status with an empty/HTML body (simulated outage). */
+  failWith: number | undefined;
+  /** Following the authorization URL as a consenting user: returns the redirect back to the app (callback URL). */
+  authorize(authorizationUrl: string): Promise<URL>;
+  /** Invalidates every token and refresh token issued so far (the user removed the app at the provider). */
+  revokeAll(): void;
+  /** Zeroes counts and rejections; restores accessTokenTtl, declineNext and failWith to their defaults. Issued tokens stay valid. */
+  reset(): void;
+  close(): Promise<void>;
+}
