@@ -47,6 +47,12 @@ export interface OAuthContext {
   connections(): Promise<string[]>;
   /** Revokes at the provider where it can (RFC 7009), then deletes the tokens. */
   logout(provider: string): Promise<void>;
+  /**
+   * `fetch` with the provider's access token attached. When the API answers that the token expired
+   * (401; Cal.com also 498), refreshes once and retries once, unless the body was a stream that
+   * cannot be sent twice.
+   */
+  fetch(provider: string, input: string | URL, init?: RequestInit): Promise<Response>;
 }
 
 /**
@@ -82,6 +88,8 @@ interface Transaction {
   codeVerifier?: string | undefined;
   nonce?: string | undefined;
   returnTo: string;
+  /** Epoch ms: picks the newest login when a provider does not echo `state`. */
+  createdAt: number;
 }
 
 const TRANSACTION_TTL_SECONDS = 600;
@@ -141,6 +149,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       provider: name,
       ...checks,
       returnTo: safeReturnTo(query.get('returnTo')) ?? config.afterLogin,
+      createdAt: Date.now(),
     };
     const sealed = await sealer.seal(transaction, TRANSACTION_TTL_SECONDS, { cache: false });
     cookies.set(transactionCookie(checks.state), sealed, transactionAttributes(name));
@@ -153,18 +162,41 @@ export function createOAuth(input: OAuthConfig): OAuth {
       new OAuthError('state_mismatch', 'This login is unknown, expired or already used. Please start again.', { provider: name });
     const states = query.getAll('state');
     const state = states[0];
-    if (states.length !== 1 || state === undefined || !STATE_FORMAT.test(state)) throw mismatch();
+    let found: { cookieName: string; transaction: Transaction | undefined } | undefined;
+    if (states.length === 0 && definition(name).stateOptional) found = await newestTransaction(name, cookies);
+    else if (states.length === 1 && state !== undefined && STATE_FORMAT.test(state)) found = await transactionOf(state, cookies);
+    if (!found) throw mismatch();
+    // Single use: the transaction cookie goes whatever happens next.
+    cookies.set(found.cookieName, undefined, transactionAttributes(name));
+    const { transaction } = found;
+    if (!transaction || transaction.provider !== name || (state !== undefined && transaction.state !== state)) throw mismatch();
+    if (spentStates.has(transaction.state)) throw mismatch();
+    spentStates.set(transaction.state, true);
+    return transaction;
+  }
+
+  async function transactionOf(state: string, cookies: RequestCookies) {
     const cookieName = transactionCookie(state);
     const sealed = cookies.get(cookieName);
-    if (sealed === undefined) throw mismatch();
-    // Single use: the transaction cookie goes whatever happens next.
-    cookies.set(cookieName, undefined, transactionAttributes(name));
-    const transaction = await sealer.unseal<Transaction>(sealed, { cache: false });
-    if (!transaction || transaction.state !== state || transaction.provider !== name || spentStates.has(state)) {
-      throw mismatch();
+    if (sealed === undefined) return undefined;
+    return { cookieName, transaction: await sealer.unseal<Transaction>(sealed, { cache: false }) };
+  }
+
+  /**
+   * For a provider that may not echo `state`: the newest of this provider's transactions. Their
+   * cookies are scoped to this provider's callback path, so the browser sends only these.
+   */
+  async function newestTransaction(name: string, cookies: RequestCookies) {
+    let newest: { cookieName: string; transaction: Transaction } | undefined;
+    const names = cookies.names().filter((n) => n.startsWith(TRANSACTION_COOKIE));
+    for (const cookieName of names.slice(0, 10)) {
+      const transaction = await transactionOf(cookieName.slice(TRANSACTION_COOKIE.length), cookies);
+      if (transaction?.transaction?.provider !== name) continue;
+      if (!newest || transaction.transaction.createdAt > newest.transaction.createdAt) {
+        newest = { cookieName, transaction: transaction.transaction };
+      }
     }
-    spentStates.set(state, true);
-    return transaction;
+    return newest;
   }
 
   async function callback(
@@ -228,44 +260,62 @@ export function createOAuth(input: OAuthConfig): OAuth {
       return Object.hasOwn(record, name) ? record[name] : undefined;
     }
 
-    return {
-      async getToken(name) {
-        const saved = await stored(name);
-        if (!saved) throw new OAuthError('not_connected', 'Not connected to this provider.', { provider: name });
-        const tokens = refreshes.latest(name, saved);
-        if (!isDue(tokens, config.refreshSkewSeconds)) {
-          if (tokens !== saved) await session.put(name, tokens);
-          return toTokenSet(tokens);
-        }
-        if (!tokens.refreshToken) {
-          if (!isExpired(tokens)) return toTokenSet(tokens);
+    async function current(name: string): Promise<{ saved: StoredTokens; tokens: StoredTokens }> {
+      const saved = await stored(name);
+      if (!saved) throw new OAuthError('not_connected', 'Not connected to this provider.', { provider: name });
+      return { saved, tokens: refreshes.latest(name, saved) };
+    }
+
+    /** Hands out `tokens`, writing them to the session first when they are newer than what it holds. */
+    async function use(name: string, saved: StoredTokens, tokens: StoredTokens): Promise<TokenSet> {
+      if (tokens !== saved) await session.put(name, tokens);
+      return toTokenSet(tokens);
+    }
+
+    /** Refreshes and stores; a dead grant forgets the tokens, provider trouble keeps them. */
+    async function renew(name: string, saved: StoredTokens, tokens: StoredTokens, refreshToken: string): Promise<TokenSet> {
+      let fresh: StoredTokens;
+      try {
+        fresh = await refresh(name, tokens, refreshToken);
+      } catch (err) {
+        const error = asProviderError(err, name);
+        if (error.code === 'provider_error' && error.error === 'invalid_grant') {
           await session.remove(name);
-          throw new OAuthError('reauth_required', 'The access token expired and cannot be refreshed.', { provider: name });
+          throw new OAuthError('reauth_required', 'The provider no longer accepts this login. Please sign in again.', {
+            provider: name,
+            error: error.error,
+            errorDescription: error.errorDescription,
+          });
         }
-        let fresh: StoredTokens;
-        try {
-          fresh = await refresh(name, tokens, tokens.refreshToken);
-        } catch (err) {
-          const error = asProviderError(err, name);
-          if (error.code === 'provider_error' && error.error === 'invalid_grant') {
-            await session.remove(name);
-            throw new OAuthError('reauth_required', 'The provider no longer accepts this login. Please sign in again.', {
-              provider: name,
-              error: error.error,
-              errorDescription: error.errorDescription,
-            });
-          }
-          // Provider trouble: keep the tokens, and hand out the old access token while it still works.
-          if ((error.code === 'provider_unavailable' || error.code === 'invalid_response') && !isExpired(tokens)) {
-            hooks.onError(error);
-            if (tokens !== saved) await session.put(name, tokens);
-            return toTokenSet(tokens);
-          }
-          throw error;
+        // Provider trouble: keep the tokens, and hand out the old access token while it still works.
+        if ((error.code === 'provider_unavailable' || error.code === 'invalid_response') && !isExpired(tokens)) {
+          hooks.onError(error);
+          return use(name, saved, tokens);
         }
-        await session.put(name, fresh);
-        return toTokenSet(fresh);
-      },
+        throw error;
+      }
+      return use(name, saved, fresh);
+    }
+
+    async function getToken(name: string): Promise<TokenSet> {
+      const { saved, tokens } = await current(name);
+      if (!isDue(tokens, config.refreshSkewSeconds)) return use(name, saved, tokens);
+      if (tokens.refreshToken) return renew(name, saved, tokens, tokens.refreshToken);
+      if (!isExpired(tokens)) return use(name, saved, tokens);
+      await session.remove(name);
+      throw new OAuthError('reauth_required', 'The access token expired and cannot be refreshed.', { provider: name });
+    }
+
+    /** After the API refused `rejected`: a newer token if another request already got one, else a refresh; undefined when none can be had. */
+    async function replace(name: string, rejected: string): Promise<TokenSet | undefined> {
+      const { saved, tokens } = await current(name);
+      if (tokens.accessToken !== rejected) return use(name, saved, tokens);
+      if (!tokens.refreshToken) return undefined;
+      return renew(name, saved, tokens, tokens.refreshToken);
+    }
+
+    return {
+      getToken,
 
       async isConnected(name) {
         return (await stored(name)) !== undefined;
@@ -284,6 +334,22 @@ export function createOAuth(input: OAuthConfig): OAuth {
         await session.remove(name);
         hooks.onLogout({ provider: name });
       },
+
+      async fetch(name, input, init = {}) {
+        const { expiredStatuses } = definition(name);
+        const send = (token: TokenSet) => {
+          const headers = new Headers(init.headers);
+          headers.set('authorization', `${token.tokenType} ${token.accessToken}`);
+          return fetch(input, { ...init, headers });
+        };
+        const token = await getToken(name);
+        const response = await send(token);
+        if (!expiredStatuses.includes(response.status) || !replayable(init.body)) return response;
+        const fresh = await replace(name, token.accessToken);
+        if (!fresh || fresh.accessToken === token.accessToken) return response;
+        await response.body?.cancel();
+        return send(fresh);
+      },
     };
   }
 
@@ -291,9 +357,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
   async function revoke(name: string, tokens: StoredTokens): Promise<void> {
     try {
       const ready = await connect(name);
-      if (!ready.revoke) return;
-      if (tokens.refreshToken) await ready.revoke(tokens.refreshToken, 'refresh_token');
-      else await ready.revoke(tokens.accessToken, 'access_token');
+      await ready.revoke?.(tokens);
     } catch (err) {
       hooks.onError(asProviderError(err, name));
     }
@@ -401,6 +465,20 @@ function matchRoute(
     return undefined;
   }
   return { provider, action: action as Action, query: url.searchParams };
+}
+
+/** Whether a request body can be sent a second time (a stream can be read only once). */
+function replayable(body: RequestInit['body']): boolean {
+  return (
+    body === undefined ||
+    body === null ||
+    typeof body === 'string' ||
+    body instanceof URLSearchParams ||
+    body instanceof Blob ||
+    body instanceof FormData ||
+    body instanceof ArrayBuffer ||
+    ArrayBuffer.isView(body)
+  );
 }
 
 function header(request: HttpRequest, name: string): string | undefined {

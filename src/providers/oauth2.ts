@@ -1,7 +1,5 @@
-import * as client from 'openid-client';
-import { commonProblems, urlProblems } from './oidc.js';
-import { clientAuthentication, openIdClient } from './openid.js';
-import type { ProviderClient, ProviderDefinition, ProviderOptions } from './types.js';
+import { fromProfile } from './from-profile.js';
+import type { ProviderDefinition, ProviderOptions } from './types.js';
 
 export interface OAuth2Options extends ProviderOptions {
   /** Authorization endpoint URL. */
@@ -10,19 +8,13 @@ export interface OAuth2Options extends ProviderOptions {
   token: string;
   /** RFC 7009 revocation endpoint URL, when the provider has one. */
   revoke?: string | undefined;
-  /**
-   * Issuer identifier, when the provider has one: the callback's `iss` (RFC 9207) must then equal it.
-   * Defaults to the authorization endpoint's origin.
-   */
-  issuer?: string | undefined;
-  /** Set when the provider always sends `iss` in callbacks (RFC 9207). */
-  issParameterSupported?: boolean | undefined;
   /** Send PKCE S256. Default true. */
   pkce?: boolean | undefined;
 }
 
 /**
- * A plain OAuth 2.0 provider without discovery: the endpoints are given.
+ * A standard OAuth 2.0 provider without discovery: the endpoints are given. For a provider that
+ * bends the standard, describe it with `fromProfile` instead.
  *
  * @see https://www.rfc-editor.org/rfc/rfc6749
  * @example
@@ -31,45 +23,22 @@ export interface OAuth2Options extends ProviderOptions {
  * ```
  */
 export function oauth2(options: OAuth2Options): ProviderDefinition {
-  const scopes = options.scopes ?? [];
-  const pkce = options.pkce ?? true;
-  let ready: ProviderClient | undefined;
-
-  return {
-    kind: 'oauth2',
-    clientId: options.clientId,
-    scopes,
-    pkce,
-    nonce: false,
-    deniedErrors: ['access_denied'],
-    problems: () => [
-      ...urlProblems('authorization', options.authorization),
-      ...urlProblems('token', options.token),
-      ...(options.revoke === undefined ? [] : urlProblems('revoke', options.revoke)),
-      ...(options.issuer === undefined ? [] : urlProblems('issuer', options.issuer)),
-      ...commonProblems(options),
-    ],
-    async connect() {
-      if (ready) return ready;
-      const metadata: client.ServerMetadata = {
-        issuer: options.issuer ?? new URL(options.authorization).origin,
-        authorization_endpoint: options.authorization,
-        token_endpoint: options.token,
-        ...(options.revoke ? { revocation_endpoint: options.revoke } : {}),
-        ...(options.issParameterSupported ? { authorization_response_iss_parameter_supported: true } : {}),
-      };
-      const urls = [options.authorization, options.token, options.revoke].filter((u) => u !== undefined);
-      const insecure = urls.some((u) => new URL(u).protocol === 'http:');
-      const config = new client.Configuration(metadata, options.clientId, options.clientSecret, clientAuthentication(options));
-      if (insecure) client.allowInsecureRequests(config);
-      ready = openIdClient(config, {
-        scopes,
-        authorizationParams: options.authorizationParams ?? {},
-        pkce,
-        nonce: false,
-        timeoutSeconds: options.timeoutSeconds ?? 10,
-      });
-      return ready;
+  const clientAuth =
+    options.tokenEndpointAuthMethod === 'client_secret_post'
+      ? ({ in: 'body', secret: 'client_secret' } as const)
+      : options.tokenEndpointAuthMethod === 'none'
+        ? ({ in: 'none' } as const)
+        : ({ in: 'basic' } as const);
+  const definition = fromProfile(
+    {
+      name: 'oauth2',
+      authorization: { url: options.authorization, pkce: options.pkce ?? true },
+      token: { url: options.token, clientAuth },
+      ...(options.revoke ? { revoke: { kind: 'rfc7009' as const, url: options.revoke, clientAuth } } : {}),
     },
-  };
+    options,
+  );
+  const problems = definition.problems;
+  // Name the fields as this factory's options call them.
+  return { ...definition, problems: () => problems().map(([field, why]) => [field.replace(/^endpoints\./, ''), why]) };
 }

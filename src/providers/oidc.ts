@@ -30,8 +30,6 @@ export function oidc(options: OidcOptions): ProviderDefinition {
     return openIdClient(config, {
       scopes,
       authorizationParams: options.authorizationParams ?? {},
-      pkce: true,
-      nonce: true,
       timeoutSeconds: options.timeoutSeconds ?? 10,
     });
   }
@@ -43,6 +41,8 @@ export function oidc(options: OidcOptions): ProviderDefinition {
     pkce: true,
     nonce: true,
     deniedErrors: ['access_denied'],
+    stateOptional: false,
+    expiredStatuses: [401],
     problems: () => [...urlProblems('issuer', options.issuer), ...commonProblems(options)],
     connect() {
       // Discovery runs once; a failed attempt is forgotten so the next request tries again.

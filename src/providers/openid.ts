@@ -1,6 +1,6 @@
 /**
- * The openid-client v6 side of a standard provider: one Configuration, four calls, and the one
- * place where openid-client's errors become OAuthErrors.
+ * The openid-client v6 side of every provider: one Configuration, four calls, and the one place
+ * where openid-client's errors become OAuthErrors.
  */
 import * as client from 'openid-client';
 import { OAuthError } from '../errors.js';
@@ -39,20 +39,32 @@ export function isLoopback(url: URL): boolean {
 export interface OpenIdSettings {
   scopes: readonly string[];
   authorizationParams: Readonly<Record<string, string>>;
-  pkce: boolean;
-  nonce: boolean;
   timeoutSeconds: number;
+  /** Authorization parameters never to send. */
+  omit?: ReadonlyArray<'scope' | 'response_type' | 'redirect_uri'> | undefined;
+  scopeParam?: string | undefined;
+  scopeSeparator?: string | undefined;
+  /** Send the login's `state` with the code exchange. */
+  sendState?: boolean | undefined;
+  /** The provider has no refresh grant. */
+  noRefresh?: boolean | undefined;
+  /** A revocation that is not RFC 7009 (or undefined: RFC 7009 when the server has an endpoint). */
+  revoke?: ProviderClient['revoke'];
 }
 
 /** Wraps a ready openid-client Configuration as a ProviderClient. */
 export function openIdClient(config: client.Configuration, settings: OpenIdSettings): ProviderClient {
   config.timeout = settings.timeoutSeconds;
   const metadata = config.serverMetadata();
-  const revoke = metadata.revocation_endpoint
-    ? async (token: string, hint: 'access_token' | 'refresh_token') => {
-        await call(() => client.tokenRevocation(config, token, { token_type_hint: hint }));
-      }
-    : undefined;
+  const revoke =
+    settings.revoke ??
+    (metadata.revocation_endpoint
+      ? async ({ accessToken, refreshToken }: { accessToken: string; refreshToken?: string | undefined }) => {
+          // Revoking the refresh token ends the grant (RFC 7009 §2.1); an access token alone is all some grants have.
+          const [token, hint] = refreshToken ? [refreshToken, 'refresh_token'] : [accessToken, 'access_token'];
+          await call(() => client.tokenRevocation(config, token, { token_type_hint: hint }));
+        }
+      : undefined);
 
   return {
     issuer: metadata.issuer,
@@ -65,28 +77,40 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
         redirect_uri: redirectUri,
         state: checks.state,
       };
-      if (settings.scopes.length > 0) params.scope = settings.scopes.join(' ');
+      if (settings.scopes.length > 0)
+        params[settings.scopeParam ?? 'scope'] = settings.scopes.join(settings.scopeSeparator ?? ' ');
       if (codeChallenge !== undefined) {
         params.code_challenge = codeChallenge;
         params.code_challenge_method = 'S256';
       }
       if (checks.nonce !== undefined) params.nonce = checks.nonce;
-      return client.buildAuthorizationUrl(config, params);
+      const url = client.buildAuthorizationUrl(config, params);
+      for (const name of settings.omit ?? []) url.searchParams.delete(name);
+      return url;
     },
 
     async exchangeCode(callbackUrl: URL, _redirectUri: string, checks: LoginChecks): Promise<ProviderTokens> {
       const response = await call(() =>
-        client.authorizationCodeGrant(config, callbackUrl, {
-          expectedState: checks.state,
-          pkceCodeVerifier: checks.codeVerifier,
-          expectedNonce: checks.nonce,
-          idTokenExpected: checks.nonce !== undefined,
-        }),
+        client.authorizationCodeGrant(
+          config,
+          callbackUrl,
+          {
+            // A provider that may not echo state was bound by the transaction cookie instead (see the flow).
+            expectedState: callbackUrl.searchParams.has('state') ? checks.state : client.skipStateCheck,
+            pkceCodeVerifier: checks.codeVerifier,
+            expectedNonce: checks.nonce,
+            idTokenExpected: checks.nonce !== undefined,
+          },
+          settings.sendState ? { state: checks.state } : undefined,
+        ),
       );
       return normalise(response);
     },
 
     async refresh(refreshToken: string): Promise<ProviderTokens> {
+      if (settings.noRefresh) {
+        throw new OAuthError('provider_error', 'The provider has no refresh grant.', { error: 'invalid_grant' });
+      }
       return normalise(await call(() => client.refreshTokenGrant(config, refreshToken)));
     },
 
@@ -117,7 +141,7 @@ function normalise(response: client.TokenEndpointResponse & client.TokenEndpoint
  * Runs one openid-client call and translates its failures. The provider name is added by the
  * flow (a provider file does not know the name it was configured under).
  */
-async function call<T>(run: () => Promise<T>): Promise<T> {
+export async function call<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
@@ -129,9 +153,7 @@ async function call<T>(run: () => Promise<T>): Promise<T> {
 export function translateClientError(err: unknown): OAuthError {
   if (err instanceof OAuthError) return err;
   if (err instanceof client.ResponseBodyError) {
-    if (err.status >= 500) {
-      return new OAuthError('provider_unavailable', `The provider answered ${err.status}.`, { cause: err });
-    }
+    if (err.status === 429) return new OAuthError('provider_unavailable', 'The provider is rate limiting.', { cause: err });
     return new OAuthError('provider_error', 'The provider refused the request.', {
       error: err.error,
       errorDescription: err.error_description,

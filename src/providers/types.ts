@@ -35,8 +35,8 @@ export interface ProviderClient {
   /** Exchanges the code in a callback URL whose `state`, `iss` and `error` were already checked. */
   exchangeCode(callbackUrl: URL, redirectUri: string, checks: LoginChecks): Promise<ProviderTokens>;
   refresh(refreshToken: string): Promise<ProviderTokens>;
-  /** Present only when the provider can revoke. */
-  revoke?(token: string, hint: 'access_token' | 'refresh_token'): Promise<void>;
+  /** Present only when the provider can revoke. Revokes the grant (the refresh token where that is how). */
+  revoke?(tokens: { accessToken: string; refreshToken?: string | undefined }): Promise<void>;
 }
 
 /**
@@ -56,6 +56,10 @@ export interface ProviderDefinition {
   readonly nonce: boolean;
   /** `error=` values in a callback that mean "the user declined" (always includes access_denied). */
   readonly deniedErrors: readonly string[];
+  /** The provider may not echo `state`: the transaction cookie alone then binds the callback to the login. */
+  readonly stateOptional: boolean;
+  /** API statuses meaning "access token expired", for `req.oauth.fetch` (401; Cal.com adds 498). */
+  readonly expiredStatuses: readonly number[];
   /** Problems with this definition, as `[field, reason]`, checked by `createOAuth` at start-up. */
   problems(): Array<[field: string, reason: string]>;
   connect(): Promise<ProviderClient>;

@@ -1,0 +1,122 @@
+/**
+ * Provider profiles: a typed, declarative description of how a provider differs from standard
+ * OAuth 2.0. A preset is a profile plus the user's credentials; nothing in the flow ever tests a
+ * provider's name. Profiles are compiled onto openid-client (see wire.ts), so its validation
+ * still runs on a normalised response.
+ */
+
+/** Where the client credentials go on a token, refresh or revocation request. */
+export type ClientAuthPlacement =
+  /** `Authorization: Basic base64(client_id:client_secret)` (RFC 6749 §2.3.1). */
+  | { in: 'basic' }
+  /** Body fields with any names; `id: null` sends no client id. */
+  | { in: 'body'; id?: string | null; secret: string }
+  /** The secret in a named header (Cal.com's `x-cal-secret-key`). */
+  | { in: 'header'; name: string }
+  /** Public client: only `client_id` in the body. */
+  | { in: 'none' };
+
+/** How one token endpoint request is made. URLs may hold `{clientId}`. */
+export interface TokenRequestProfile {
+  /** Full URL. For `refresh`, defaults to the token request's URL. May end in a valueless flag (`?refresh`), kept literally. */
+  url?: string;
+  /** Default `form`. */
+  encoding?: 'form' | 'json';
+  /** Default `{ in: 'basic' }`. */
+  clientAuth?: ClientAuthPlacement;
+  /** Code exchange only: `bearer` sends the code as `Authorization: Bearer <code>` instead of in the body. */
+  code?: 'body' | 'bearer';
+  /** Standard parameters not to send: `grant_type`, `redirect_uri`, `code_verifier`, `client_id`. */
+  omit?: readonly string[];
+  /** Wire names of standard parameters, e.g. `{ refresh_token: 'refreshToken' }`. */
+  rename?: Readonly<Record<string, string>>;
+  /** Extra headers, e.g. GitHub's `accept: application/json`. */
+  headers?: Readonly<Record<string, string>>;
+  /** Code exchange only: also send the login's `state` (Dropbox Sign asks for it). */
+  sendState?: boolean;
+}
+
+/** How a token response maps onto a TokenSet. Paths are dot-paths into the JSON body. */
+export interface TokenResponseProfile {
+  /** A wrapper object holding the tokens (`data` in `{status, data}`); used when present, tolerated when absent. */
+  envelope?: string;
+  accessToken?: string;
+  refreshToken?: string;
+  scope?: string;
+  tokenType?: string;
+  /** Default `{ kind: 'seconds', path: 'expires_in' }`. */
+  expiry?:
+    | { kind: 'seconds' | 'epoch-ms' | 'epoch-seconds'; path: string }
+    /** Seconds, unless the value is larger than 1e9: then an epoch in seconds (Dropbox Sign's docs say both). */
+    | { kind: 'seconds-or-epoch'; path: string }
+    | { kind: 'none' };
+  /** `token_type` when the provider sends none. Default `Bearer`. */
+  defaultTokenType?: string;
+  /** Fields to keep as `extras` (dot-paths; the last segment names the extra). Default: every unmapped top-level field. */
+  extras?: readonly string[];
+}
+
+/** How to revoke at logout. */
+export type RevokeProfile =
+  /** RFC 7009 `token=…&token_type_hint=…`. */
+  | { kind: 'rfc7009'; url: string; clientAuth?: ClientAuthPlacement }
+  /** Any other request, authenticated with the token itself (`bearer`) or the client credentials (`basic`). */
+  | {
+      kind: 'request';
+      url: string;
+      method: 'DELETE' | 'POST';
+      auth: 'bearer' | 'basic';
+      /** Send `{ "access_token": … }` as JSON (GitHub's grant deletion). */
+      tokenInBody?: boolean;
+    };
+
+export interface ProviderProfile {
+  /** What kind of provider this is, for messages ('pipedrive'). */
+  name: string;
+  authorization: {
+    url: string;
+    /** Authorization parameters never to send: `scope`, `response_type`, `redirect_uri`. */
+    omit?: ReadonlyArray<'scope' | 'response_type' | 'redirect_uri'>;
+    /** PKCE S256. Default true. */
+    pkce?: boolean;
+    /**
+     * `always` (default): a callback without `state` is refused. `optional`: the provider may not
+     * echo it; the transaction cookie is then the only binding of the callback to the login.
+     */
+    state?: 'always' | 'optional';
+    /** `error=` values meaning the user declined, besides `access_denied` (Pipedrive's `user_denied`). */
+    deniedErrors?: readonly string[];
+    /** Joins scopes. Default ' '. */
+    scopeSeparator?: string;
+    /** Scope parameter name. Default `scope` (Slack's user tokens: `user_scope`). */
+    scopeParam?: string;
+  };
+  token: TokenRequestProfile & { url: string };
+  /** Differences of the refresh request from the token request; `false` when the provider has no refresh. */
+  refresh?: TokenRequestProfile | false;
+  response?: TokenResponseProfile;
+  /** When the refresh answer is shaped differently (Slack). Defaults to `response`. */
+  refreshResponse?: TokenResponseProfile;
+  revoke?: RevokeProfile;
+  errors?: {
+    /** Provider error codes that mean a standard one: `{ invalid_refresh_token: 'invalid_grant' }`. */
+    aliases?: Readonly<Record<string, string>>;
+    /** Last word on an error's standard code, from the HTTP status and what was read of the body. */
+    classify?: (status: number, error: { error: string; description?: string | undefined }) => string | undefined;
+  };
+  /** API answers that mean "the access token expired", for `req.oauth.fetch`. Default `[401]`. */
+  expiredStatuses?: readonly number[];
+}
+
+/** The options every preset takes. */
+export interface PresetOptions {
+  clientId: string;
+  clientSecret?: string | undefined;
+  scopes?: readonly string[] | undefined;
+  /** Extra authorization parameters (`prompt`, ...). Never overrides state, PKCE, nonce or redirect_uri. */
+  authorizationParams?: Readonly<Record<string, string>> | undefined;
+  /** Replace any URL: sandboxes, regions, self-hosted installs, tests. */
+  endpoints?: Partial<Record<'authorization' | 'token' | 'refresh' | 'revoke', string>> | undefined;
+  /** Per-request timeout towards the provider, in seconds. Default 10. */
+  timeoutSeconds?: number | undefined;
+}

@@ -1,0 +1,232 @@
+/**
+ * Compiles a provider profile onto openid-client's own extension point, its custom fetch:
+ * openid-client builds a standard request, this rewrites it into the provider's dialect (encoding,
+ * credential and code placement, URLs), and turns the provider's answer back into a standard one,
+ * so openid-client's response validation still runs. Hand-written: no library translates
+ * arbitrary OAuth dialects.
+ */
+import type { CustomFetch } from 'openid-client';
+import type { ClientAuthPlacement, ProviderProfile, TokenRequestProfile, TokenResponseProfile } from './profile.js';
+
+export interface WireSettings {
+  profile: ProviderProfile;
+  clientId: string;
+  clientSecret: string | undefined;
+  /** Resolved URLs (overrides applied, `{clientId}` filled in). */
+  urls: { token: string; refresh: string; revoke?: string | undefined };
+}
+
+/** The custom fetch that speaks the provider's dialect on token, refresh and RFC 7009 revocation requests. */
+export function dialectFetch(settings: WireSettings): CustomFetch {
+  const { profile } = settings;
+  const tokenHref = new URL(settings.urls.token).href;
+  const revokeHref = settings.urls.revoke ? new URL(settings.urls.revoke).href : undefined;
+  const refreshProfile: TokenRequestProfile = { ...profile.token, ...(profile.refresh || {}) };
+
+  return async (url, options) => {
+    // openid-client hands over a fetch-compatible request; only its body type is narrower than fetch's.
+    const init = options as RequestInit;
+    const href = new URL(url).href;
+    const params = new URLSearchParams(typeof init.body === 'string' || init.body instanceof URLSearchParams ? init.body : '');
+    if (href === revokeHref && profile.revoke?.kind === 'rfc7009') {
+      const request = encodeRequest({ encoding: 'form', clientAuth: profile.revoke.clientAuth }, params, settings);
+      return fetch(settings.urls.revoke as string, { ...init, ...request });
+    }
+    if (href !== tokenHref) return fetch(url, init);
+    const refreshing = params.get('grant_type') === 'refresh_token';
+    const spec = refreshing ? refreshProfile : profile.token;
+    const target = refreshing ? settings.urls.refresh : settings.urls.token;
+    const secrets = [settings.clientSecret, params.get('code'), params.get('refresh_token')];
+    const response = await fetch(target, { ...init, ...encodeRequest(spec, params, settings) });
+    const shape = (refreshing ? profile.refreshResponse : undefined) ?? profile.response ?? {};
+    return standardResponse(response, shape, profile, secrets);
+  };
+}
+
+function encodeRequest(
+  spec: TokenRequestProfile,
+  params: URLSearchParams,
+  settings: WireSettings,
+): { headers: Headers; body: string } {
+  const fields = new Map(params);
+  const headers = new Headers({ accept: 'application/json', ...spec.headers });
+  fields.delete('client_id'); // placed below, where the provider wants it
+  fields.delete('client_secret');
+  for (const name of spec.omit ?? []) fields.delete(name);
+  placeCredentials(spec.clientAuth ?? { in: 'basic' }, settings, fields, headers);
+  const code = fields.get('code');
+  if (spec.code === 'bearer' && code !== undefined) {
+    headers.set('authorization', `Bearer ${code}`);
+    fields.delete('code');
+  }
+  const wire = [...fields].map(([name, value]) => [spec.rename?.[name] ?? name, value] as [string, string]);
+  if (spec.encoding === 'json') {
+    headers.set('content-type', 'application/json');
+    return { headers, body: JSON.stringify(Object.fromEntries(wire)) };
+  }
+  headers.set('content-type', 'application/x-www-form-urlencoded');
+  return { headers, body: new URLSearchParams(wire).toString() };
+}
+
+function placeCredentials(
+  auth: ClientAuthPlacement,
+  settings: WireSettings,
+  fields: Map<string, string>,
+  headers: Headers,
+): void {
+  const secret = settings.clientSecret ?? '';
+  switch (auth.in) {
+    case 'basic':
+      // RFC 6749 §2.3.1: both parts form-encoded before base64.
+      headers.set('authorization', `Basic ${btoa(`${formEncode(settings.clientId)}:${formEncode(secret)}`)}`);
+      return;
+    case 'body':
+      if (auth.id !== null) fields.set(auth.id ?? 'client_id', settings.clientId);
+      fields.set(auth.secret, secret);
+      return;
+    case 'header':
+      headers.set(auth.name, secret);
+      return;
+    case 'none':
+      fields.set('client_id', settings.clientId);
+  }
+}
+
+function formEncode(value: string): string {
+  return encodeURIComponent(value).replace(/%20/g, '+');
+}
+
+/** The provider's answer, re-expressed as RFC 6749 JSON for openid-client. */
+async function standardResponse(
+  response: Response,
+  shape: TokenResponseProfile,
+  profile: ProviderProfile,
+  secrets: Array<string | null | undefined>,
+): Promise<Response> {
+  const text = await response.text();
+  const json = parseJson(text);
+  if (!isObject(json)) {
+    // Not JSON: keep status and type; openid-client reports it (5xx: unavailable, else invalid).
+    return new Response(text, {
+      status: response.status,
+      headers: { 'content-type': response.headers.get('content-type') ?? 'text/plain' },
+    });
+  }
+  const root = shape.envelope && isObject(json[shape.envelope]) ? (json[shape.envelope] as Record<string, unknown>) : json;
+  const accessToken = at(root, shape.accessToken ?? 'access_token');
+  const error = readError(json);
+  if (!response.ok || (error && typeof accessToken !== 'string')) {
+    const status = response.ok ? 400 : response.status;
+    const found = error ?? { error: response.status >= 500 ? 'server_error' : 'invalid_request' };
+    const code = profile.errors?.classify?.(status, found) ?? profile.errors?.aliases?.[found.error] ?? found.error;
+    // No WWW-Authenticate header here: openid-client would read a 401 challenge instead of the body.
+    return jsonResponse(status, { error: code, error_description: redact(found.description, secrets) });
+  }
+  return jsonResponse(200, tokenBody(root, accessToken, shape));
+}
+
+function tokenBody(root: Record<string, unknown>, accessToken: unknown, shape: TokenResponseProfile): Record<string, unknown> {
+  const mapped = new Set<string>();
+  const take = (path: string) => {
+    mapped.add(path.split('.')[0] as string);
+    return at(root, path);
+  };
+  const tokenType = take(shape.tokenType ?? 'token_type');
+  const body: Record<string, unknown> = {
+    access_token: accessToken,
+    // openid-client accepts only bearer and DPoP; Slack's `user` / `bot` tokens are bearer tokens too.
+    token_type:
+      typeof tokenType === 'string' && /^(bearer|dpop)$/i.test(tokenType) ? tokenType : (shape.defaultTokenType ?? 'Bearer'),
+  };
+  take(shape.accessToken ?? 'access_token');
+  const refreshToken = take(shape.refreshToken ?? 'refresh_token');
+  if (typeof refreshToken === 'string' && refreshToken !== '') body.refresh_token = refreshToken;
+  const scope = take(shape.scope ?? 'scope');
+  if (typeof scope === 'string') body.scope = scope;
+  const expiresIn = secondsLeft(root, shape, take);
+  if (expiresIn !== undefined) body.expires_in = expiresIn;
+  const idToken = take('id_token');
+  if (typeof idToken === 'string') body.id_token = idToken;
+  if (shape.extras) {
+    for (const path of shape.extras) {
+      const value = at(root, path);
+      if (value !== undefined) body[path.split('.').at(-1) as string] = value;
+    }
+  } else {
+    for (const [key, value] of Object.entries(root)) if (!mapped.has(key) && !(key in body)) body[key] = value;
+  }
+  return body;
+}
+
+function secondsLeft(
+  root: Record<string, unknown>,
+  shape: TokenResponseProfile,
+  take: (path: string) => unknown,
+): number | undefined {
+  const expiry = shape.expiry ?? { kind: 'seconds', path: 'expires_in' };
+  if (expiry.kind === 'none') return undefined;
+  const raw = take(expiry.path);
+  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  if (typeof value !== 'number' || !Number.isFinite(value)) return undefined;
+  const now = Date.now() / 1000;
+  const seconds =
+    expiry.kind === 'epoch-ms'
+      ? value / 1000 - now
+      : expiry.kind === 'epoch-seconds' || (expiry.kind === 'seconds-or-epoch' && value > 1e9)
+        ? value - now
+        : value;
+  return Math.max(0, Math.floor(seconds));
+}
+
+/**
+ * An error, read from any of the shapes seen in the wild: RFC 6749 `{error, error_description}`,
+ * `{error, message}` (Pipedrive), `{error: {error_name, error_msg}}` (Dropbox Sign),
+ * `{status: "error", error: {code, message}}` (Cal.com), `{errors: [{code, title}]}` (Sunshine),
+ * `{ok: false, error}` (Slack).
+ */
+export function readError(json: Record<string, unknown>): { error: string; description?: string | undefined } | undefined {
+  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
+  const { error } = json;
+  if (typeof error === 'string' && error !== '') {
+    return { error, description: text(json.error_description) ?? text(json.message) };
+  }
+  if (isObject(error)) {
+    return {
+      error: text(error.error_name) ?? text(error.code) ?? text(error.error) ?? 'error',
+      description: text(error.error_msg) ?? text(error.message) ?? text(error.error_description),
+    };
+  }
+  const first = Array.isArray(json.errors) ? json.errors[0] : undefined;
+  if (isObject(first)) return { error: text(first.code) ?? 'error', description: text(first.title) ?? text(first.detail) };
+  if (json.status === 'error' || json.ok === false) return { error: 'error', description: text(json.message) };
+  return undefined;
+}
+
+function redact(description: string | undefined, secrets: Array<string | null | undefined>): string | undefined {
+  if (description === undefined) return undefined;
+  let safe = description;
+  for (const secret of secrets) if (secret) safe = safe.split(secret).join('[redacted]');
+  return safe.slice(0, 300);
+}
+
+function at(root: Record<string, unknown>, path: string): unknown {
+  let value: unknown = root;
+  for (const key of path.split('.')) value = isObject(value) ? value[key] : undefined;
+  return value;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function jsonResponse(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+}
