@@ -50,7 +50,7 @@ export function fromProfile(
     clientId: options.clientId,
     scopes,
     pkce,
-    nonce: false,
+    nonce: profile.oidc !== undefined,
     deniedErrors: ['access_denied', ...(profile.authorization.deniedErrors ?? [])],
     stateOptional: profile.authorization.state === 'optional',
     expiredStatuses: profile.expiredStatuses ?? [401],
@@ -64,7 +64,7 @@ export function fromProfile(
     async connect() {
       if (ready) return ready;
       const metadata: client.ServerMetadata = {
-        issuer: new URL(urls.authorization).origin,
+        issuer: profile.oidc?.issuer ?? new URL(urls.authorization).origin,
         authorization_endpoint: urls.authorization,
         token_endpoint: urls.token,
         ...(profile.revoke?.kind === 'rfc7009' ? { revocation_endpoint: urls.revoke } : {}),

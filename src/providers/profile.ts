@@ -52,6 +52,8 @@ export interface TokenResponseProfile {
     | { kind: 'none' };
   /** `token_type` when the provider sends none. Default `Bearer`. */
   defaultTokenType?: string;
+  /** Set false to drop an `id_token` the provider sends but whose issuer cannot be checked (multi-tenant Microsoft). */
+  idToken?: boolean;
   /** Fields to keep as `extras` (dot-paths; the last segment names the extra). Default: every unmapped top-level field. */
   extras?: readonly string[];
 }
@@ -73,6 +75,8 @@ export type RevokeProfile =
 export interface ProviderProfile {
   /** What kind of provider this is, for messages ('pipedrive'). */
   name: string;
+  /** An OpenID Connect provider with known endpoints: a `nonce` is sent and the ID token's `iss` must equal this. */
+  oidc?: { issuer: string };
   authorization: {
     url: string;
     /** Authorization parameters never to send: `scope`, `response_type`, `redirect_uri`. */

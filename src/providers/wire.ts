@@ -146,7 +146,7 @@ function tokenBody(root: Record<string, unknown>, accessToken: unknown, shape: T
   const expiresIn = secondsLeft(root, shape, take);
   if (expiresIn !== undefined) body.expires_in = expiresIn;
   const idToken = take('id_token');
-  if (typeof idToken === 'string') body.id_token = idToken;
+  if (typeof idToken === 'string' && shape.idToken !== false) body.id_token = idToken;
   if (shape.extras) {
     for (const path of shape.extras) {
       const value = at(root, path);

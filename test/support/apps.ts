@@ -37,6 +37,10 @@ function expressApp(oauth: OAuth) {
     const calls = Array.from({ length: Number(req.params.count) }, () => req.oauth.getToken(req.params.provider));
     res.json((await Promise.all(calls)).map((t) => t.accessToken));
   });
+  app.get('/fetch/:provider', async (req, res) => {
+    const response = await req.oauth.fetch(req.params.provider, String(req.query.url));
+    res.json({ status: response.status, body: await response.json() });
+  });
   app.get('/connected/:provider', async (req, res) => {
     res.json({ connected: await req.oauth.isConnected(req.params.provider), connections: await req.oauth.connections() });
   });
@@ -66,6 +70,9 @@ function koaApp(oauth: OAuth) {
     else if (ctx.method === 'GET' && first === 'tokens' && second) {
       const calls = Array.from({ length: Number(third) }, () => ctx.oauth.getToken(second));
       ctx.body = (await Promise.all(calls)).map((t) => t.accessToken);
+    } else if (ctx.method === 'GET' && first === 'fetch' && second) {
+      const response = await ctx.oauth.fetch(second, String(ctx.query.url));
+      ctx.body = { status: response.status, body: await response.json() };
     } else if (ctx.method === 'GET' && first === 'connected' && second) {
       ctx.body = { connected: await ctx.oauth.isConnected(second), connections: await ctx.oauth.connections() };
     } else if (ctx.method === 'POST' && first === 'disconnect' && second) {

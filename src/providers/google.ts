@@ -1,0 +1,28 @@
+import { fromProfile } from './from-profile.js';
+import type { PresetOptions, ProviderProfile } from './profile.js';
+import type { ProviderDefinition } from './types.js';
+
+/** Google: OpenID Connect; `access_type=offline` and `prompt=consent` so that a refresh token is issued. */
+export const googleProfile: ProviderProfile = {
+  name: 'google',
+  oidc: { issuer: 'https://accounts.google.com' },
+  authorization: { url: 'https://accounts.google.com/o/oauth2/v2/auth' },
+  token: { url: 'https://oauth2.googleapis.com/token', clientAuth: { in: 'body', secret: 'client_secret' } },
+  revoke: { kind: 'rfc7009', url: 'https://oauth2.googleapis.com/revoke', clientAuth: { in: 'body', secret: 'client_secret' } },
+};
+
+/**
+ * Google. Default scopes: `openid email profile`.
+ *
+ * @example
+ * ```ts
+ * providers: { google: google({ clientId, clientSecret, scopes: ['openid', 'email', 'https://www.googleapis.com/auth/calendar.readonly'] }) }
+ * ```
+ */
+export function google(options: PresetOptions): ProviderDefinition {
+  return fromProfile(
+    googleProfile,
+    { ...options, authorizationParams: { access_type: 'offline', prompt: 'consent', ...options.authorizationParams } },
+    { scopes: ['openid', 'email', 'profile'] },
+  );
+}

@@ -1,0 +1,38 @@
+import { fromProfile } from './from-profile.js';
+import type { PresetOptions, ProviderProfile } from './profile.js';
+import type { ProviderDefinition } from './types.js';
+
+/**
+ * Pipedrive (shared/providers/CONTRACTS.md §1). Hosts from the facts: the seeds' api.pipedrive.com is wrong.
+ * - No `scope` (scopes live in the Developer Hub) and no PKCE: both break authorization (Nango ac05c5bac9).
+ * - `response_type` is undocumented [U]: not sent.
+ * - `state` may be absent on Marketplace installs: the transaction cookie then binds the callback.
+ * - Denial is `error=user_denied`. Basic client auth, form bodies, RFC 7009 revocation.
+ * - Refresh at `/oauth/token` without the seeds' trailing slash; tokens do not rotate [P] (a new
+ *   refresh token [U] would be kept all the same). `api_domain` is kept: API calls go there.
+ */
+export const pipedriveProfile: ProviderProfile = {
+  name: 'pipedrive',
+  authorization: {
+    url: 'https://oauth.pipedrive.com/oauth/authorize',
+    omit: ['scope', 'response_type'],
+    pkce: false,
+    state: 'optional',
+    deniedErrors: ['user_denied'],
+  },
+  token: { url: 'https://oauth.pipedrive.com/oauth/token', encoding: 'form', clientAuth: { in: 'basic' } },
+  response: { extras: ['api_domain'] },
+  revoke: { kind: 'rfc7009', url: 'https://oauth.pipedrive.com/oauth/revoke', clientAuth: { in: 'basic' } },
+};
+
+/**
+ * Pipedrive. `req.oauth.getToken('pipedrive')` gives `extras.api_domain`, the base URL of the company's API.
+ *
+ * @example
+ * ```ts
+ * providers: { pipedrive: pipedrive({ clientId, clientSecret }) }
+ * ```
+ */
+export function pipedrive(options: PresetOptions): ProviderDefinition {
+  return fromProfile(pipedriveProfile, options);
+}
