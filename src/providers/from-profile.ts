@@ -60,6 +60,9 @@ export function fromProfile(
       ...urlProblems('endpoints.refresh', urls.refresh),
       ...(urls.revoke === undefined ? [] : urlProblems('endpoints.revoke', urls.revoke)),
       ...commonProblems({ ...options, tokenEndpointAuthMethod: needsSecret ? 'client_secret_basic' : 'none' }),
+      ...(profile.authorization.omit?.includes('scope') && scopes.length > 0
+        ? [['scopes', "are chosen in the provider's app settings: it refuses a scope parameter"] as [string, string]]
+        : []),
     ],
     async connect() {
       if (ready) return ready;
