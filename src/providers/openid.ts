@@ -162,7 +162,11 @@ export function translateClientError(err: unknown): OAuthError {
   }
   if (err instanceof client.ClientError) {
     const response = err.cause instanceof Response ? err.cause : undefined;
-    if (err.code === 'OAUTH_TIMEOUT' || err.code === 'OAUTH_ABORT' || (response && response.status >= 500)) {
+    if (
+      err.code === 'OAUTH_TIMEOUT' ||
+      err.code === 'OAUTH_ABORT' ||
+      (response && (response.status >= 500 || response.status === 429))
+    ) {
       return new OAuthError('provider_unavailable', 'The provider did not answer in time or failed.', { cause: err });
     }
     return new OAuthError('invalid_response', 'The provider sent an answer that failed validation.', { cause: err });
