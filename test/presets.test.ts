@@ -33,13 +33,27 @@ describe('presets', () => {
       'pipedrive',
       pipedrive(credentials),
       'https://oauth.pipedrive.com/oauth/authorize',
-      { client_id: 'the-client', redirect_uri: redirect, state: 'the-state', scope: null, response_type: null, code_challenge: null },
+      {
+        client_id: 'the-client',
+        redirect_uri: redirect,
+        state: 'the-state',
+        scope: null,
+        response_type: null,
+        code_challenge: null,
+      },
     ],
     [
       'dropboxSign',
       dropboxSign(credentials),
       'https://app.hellosign.com/oauth/authorize',
-      { client_id: 'the-client', response_type: 'code', state: 'the-state', scope: null, redirect_uri: null, code_challenge: null },
+      {
+        client_id: 'the-client',
+        response_type: 'code',
+        state: 'the-state',
+        scope: null,
+        redirect_uri: null,
+        code_challenge: null,
+      },
     ],
     [
       'calcomPlatform',
@@ -65,7 +79,12 @@ describe('presets', () => {
       'https://accounts.google.com/o/oauth2/v2/auth',
       { scope: 'openid email profile', access_type: 'offline', prompt: 'consent', code_challenge_method: 'S256' },
     ],
-    ['github', github(credentials), 'https://github.com/login/oauth/authorize', { scope: 'read:user', code_challenge_method: 'S256' }],
+    [
+      'github',
+      github(credentials),
+      'https://github.com/login/oauth/authorize',
+      { scope: 'read:user', code_challenge_method: 'S256' },
+    ],
     [
       'microsoft',
       microsoft({ ...credentials, tenant: 'contoso.example' }),
@@ -96,7 +115,10 @@ describe('presets', () => {
   });
 
   it('lets endpoints replace any URL, and validates them at start-up', () => {
-    const local = pipedrive({ ...credentials, endpoints: { authorization: 'http://127.0.0.1:1/a', token: 'http://127.0.0.1:1/t' } });
+    const local = pipedrive({
+      ...credentials,
+      endpoints: { authorization: 'http://127.0.0.1:1/a', token: 'http://127.0.0.1:1/t' },
+    });
     expect(() => createOAuth({ baseUrl: redirect, secret: 's'.repeat(32), providers: { p: local } })).not.toThrow();
     const bad = pipedrive({ ...credentials, endpoints: { token: 'http://evil.example/token' } });
     expect(() => createOAuth({ baseUrl: redirect, secret: 's'.repeat(32), providers: { p: bad } })).toThrow(
