@@ -43,6 +43,14 @@ export interface OAuthConfig {
   /** Refresh when `expiresAt - now <= refreshSkewSeconds`. Default 60. */
   refreshSkewSeconds?: number | undefined;
   hooks?: OAuthHooks | undefined;
+  /**
+   * Keys server-side tokens by app user instead of by browser: return the signed-in user's id
+   * (Express passes `req`, Koa passes `ctx`), or undefined to fall back to the browser session.
+   * Tokens then survive a new browser and `oauth.tokens(userId)` reaches them outside requests.
+   * Needs a server-side store.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the framework's own request type, whichever it is
+  subject?: ((request: any) => string | undefined | Promise<string | undefined>) | undefined;
   /** Name of the session cookie. Default `oauth_session`. */
   cookieName?: string | undefined;
   /** Lifetime of the session cookie, renewed on every write. Default 30 days. */
@@ -59,6 +67,7 @@ export interface ResolvedConfig {
   readonly refreshSkewSeconds: number;
   /** The configured hooks, wrapped so that a throwing hook never breaks a request. */
   readonly hooks: Required<OAuthHooks>;
+  readonly subject: ((request: unknown) => string | undefined | Promise<string | undefined>) | undefined;
   readonly cookieName: string;
   readonly sessionMaxAgeSeconds: number;
   /** Cookies are `Secure` exactly when the base URL is https. */
@@ -104,6 +113,15 @@ export function resolveConfig(config: OAuthConfig): ResolvedConfig {
     throw invalid('store', 'must be made by cookieStore(), memoryStore() or another store factory');
   }
 
+  if (config.subject !== undefined && typeof config.subject !== 'function')
+    throw invalid('subject', 'must be a function of the request');
+  if (config.subject && store.kind !== 'server') {
+    throw invalid(
+      'subject',
+      'needs a server-side store (memoryStore() or redisStore()): cookies cannot be shared between browsers',
+    );
+  }
+
   const refreshSkewSeconds = config.refreshSkewSeconds ?? 60;
   if (!Number.isFinite(refreshSkewSeconds) || refreshSkewSeconds < 0)
     throw invalid('refreshSkewSeconds', 'must be a number >= 0');
@@ -125,6 +143,7 @@ export function resolveConfig(config: OAuthConfig): ResolvedConfig {
     store,
     refreshSkewSeconds,
     hooks: Object.freeze(safeHooks(config.hooks ?? {})),
+    subject: config.subject,
     cookieName,
     sessionMaxAgeSeconds,
     secureCookies: baseUrl.startsWith('https:'),

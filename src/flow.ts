@@ -8,9 +8,9 @@ import * as client from 'openid-client';
 import { type OAuthConfig, type ResolvedConfig, resolveConfig, safeReturnTo } from './config.js';
 import { forProvider, isOAuthError, OAuthError } from './errors.js';
 import type { LoginChecks, ProviderClient, ProviderDefinition } from './providers/types.js';
-import { RequestSession } from './request-session.js';
+import { guard, RequestSession } from './request-session.js';
 import { RequestCookies as Cookies, type RequestCookies, type ResponseCookies, Sealer, type SealStats } from './session.js';
-import type { StoredTokens } from './stores/types.js';
+import type { ServerTokenStore, StoredTokens } from './stores/types.js';
 import { isDue, isExpired, RefreshCoordinator, type TokenSet, toStored, toTokenSet } from './tokens.js';
 
 /** A framework's request, reduced to what the flow reads. */
@@ -21,6 +21,8 @@ export interface HttpRequest {
   headers: Readonly<Record<string, string | string[] | undefined>>;
   /** A parsed body, when the app has a body parser (used for the logout form's `returnTo`). */
   body?: unknown;
+  /** The framework's own request (Express `req`, Koa `ctx`), handed to the `subject` option. */
+  native?: unknown;
 }
 
 /** What the adapter sends for one of the login routes. Cookies were already written through `ResponseCookies`. */
@@ -71,6 +73,16 @@ export interface OAuth {
   handle(request: HttpRequest, response: ResponseCookies): Promise<RouteResult | undefined>;
   /** The per-request API. Nothing is read until one of its methods is called. */
   context(request: HttpRequest, response: ResponseCookies): OAuthContext;
+  /**
+   * The tokens of one app user, outside any request (jobs, queues), with the same refresh
+   * guarantees. Needs the `subject` option and a server-side store.
+   *
+   * @example
+   * ```ts
+   * const { accessToken } = await oauth.tokens(userId).getToken('github');
+   * ```
+   */
+  tokens(subject: string): OAuthContext;
   /** The login route of a provider, with a `returnTo` when it is a safe local path. */
   loginPath(provider: string, returnTo?: string): string;
   /**
@@ -93,6 +105,9 @@ interface Transaction {
 }
 
 const TRANSACTION_TTL_SECONDS = 600;
+// A refresh lock outlives the slowest refresh (10 s provider timeout); waiters give up after this.
+const REFRESH_LOCK_TTL_MS = 15_000;
+const REFRESH_WAIT_MS = 20_000;
 const TRANSACTION_COOKIE = 'oauth_tx.';
 // randomState() gives 43 base64url characters; anything else in a callback is not ours.
 const STATE_FORMAT = /^[A-Za-z0-9_-]{16,128}$/;
@@ -234,23 +249,105 @@ export function createOAuth(input: OAuthConfig): OAuth {
     return { status: 302, location: safeReturnTo(query.get('returnTo') ?? bodyReturnTo) ?? config.afterLogin };
   }
 
-  async function refresh(name: string, tokens: StoredTokens, refreshToken: string): Promise<StoredTokens> {
+  // Refreshed tokens a server store already holds, and under which key (written under the lock).
+  const persistedUnder = new WeakMap<StoredTokens, string>();
+
+  /** Refreshes once per refresh token in this process, and once per session across processes when the store can lock. */
+  async function refresh(
+    name: string,
+    tokens: StoredTokens,
+    refreshToken: string,
+    session: RequestSession,
+  ): Promise<StoredTokens> {
     return refreshes.refresh(name, refreshToken, async () => {
-      const ready = await connect(name);
-      try {
-        const fresh = toStored(await ready.refresh(refreshToken), tokens);
-        hooks.onRefresh({ provider: name });
-        return fresh;
-      } catch (err) {
-        throw asProviderError(err, name);
+      const store = config.store;
+      const key = await session.sharedKey();
+      if (store.kind === 'server' && store.lock && key !== undefined) {
+        return lockedRefresh(name, tokens, refreshToken, session, key, store.lock.bind(store));
       }
+      return providerRefresh(name, tokens, refreshToken, session);
     });
   }
 
+  async function providerRefresh(name: string, tokens: StoredTokens, refreshToken: string, session: RequestSession) {
+    const ready = await connect(name);
+    try {
+      const fresh = toStored(await ready.refresh(refreshToken), tokens);
+      hooks.onRefresh({ provider: name });
+      return fresh;
+    } catch (err) {
+      const error = asProviderError(err, name);
+      // A sibling (another instance) may have spent this refresh token first: its result stands.
+      if (error.error === 'invalid_grant') {
+        const stored = await session.readShared(name);
+        if (stored && replaced(stored, tokens)) return stored;
+      }
+      throw error;
+    }
+  }
+
+  /** Across processes: the lock's winner refreshes and writes; the others wait (bounded) and read its result. */
+  async function lockedRefresh(
+    name: string,
+    tokens: StoredTokens,
+    refreshToken: string,
+    session: RequestSession,
+    key: string,
+    lock: NonNullable<ServerTokenStore['lock']>,
+  ): Promise<StoredTokens> {
+    const deadline = Date.now() + REFRESH_WAIT_MS;
+    for (let attempt = 0; ; attempt++) {
+      const held = await guard(() => lock(`refresh:${name}:${key}`, REFRESH_LOCK_TTL_MS));
+      if (held) {
+        try {
+          const stored = await session.readShared(name);
+          if (stored && replaced(stored, tokens)) return stored;
+          const fresh = await providerRefresh(name, tokens, refreshToken, session);
+          if (fresh !== stored) {
+            await session.writeShared(key, name, fresh);
+            persistedUnder.set(fresh, key);
+          }
+          return fresh;
+        } finally {
+          await held.release().catch((err: unknown) => hooks.onError(err));
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(250, 10 * 2 ** attempt) * (0.5 + Math.random())));
+      const stored = await session.readShared(name);
+      if (!stored) {
+        throw new OAuthError('provider_error', 'The login ended while waiting for its refresh.', {
+          provider: name,
+          error: 'invalid_grant',
+        });
+      }
+      if (replaced(stored, tokens)) return stored;
+      if (Date.now() > deadline) {
+        throw new OAuthError('provider_unavailable', 'Another instance is still refreshing this token.', { provider: name });
+      }
+    }
+  }
+
   function context(request: HttpRequest, response: ResponseCookies): OAuthContext {
+    return contextFor(requestSession(request, response));
+  }
+
+  function requestSession(request: HttpRequest, response: ResponseCookies): RequestSession {
     const cookies = new Cookies(header(request, 'cookie'), response);
-    const session = new RequestSession(config, sealer, cookies);
-    return contextFor(session);
+    const { subject } = config;
+    return new RequestSession(config, sealer, {
+      cookies,
+      subject: subject ? async () => (await subject(request.native)) ?? undefined : undefined,
+    });
+  }
+
+  function tokens(subject: string): OAuthContext {
+    if (!config.subject || config.store.kind !== 'server') {
+      throw new OAuthError('config_invalid', 'oauth.tokens() needs the subject option and a server-side store.', {
+        field: 'subject',
+      });
+    }
+    if (typeof subject !== 'string' || subject === '') throw new OAuthError('not_connected', 'No such user.');
+    return contextFor(new RequestSession(config, sealer, { subject: async () => subject }));
   }
 
   function contextFor(session: RequestSession): OAuthContext {
@@ -268,7 +365,10 @@ export function createOAuth(input: OAuthConfig): OAuth {
 
     /** Hands out `tokens`, writing them to the session first when they are newer than what it holds. */
     async function use(name: string, saved: StoredTokens, tokens: StoredTokens): Promise<TokenSet> {
-      if (tokens !== saved) await session.put(name, tokens);
+      if (tokens !== saved) {
+        const key = persistedUnder.get(tokens);
+        await session.put(name, tokens, { persisted: key !== undefined && key === (await session.sharedKey()) });
+      }
       return toTokenSet(tokens);
     }
 
@@ -276,7 +376,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     async function renew(name: string, saved: StoredTokens, tokens: StoredTokens, refreshToken: string): Promise<TokenSet> {
       let fresh: StoredTokens;
       try {
-        fresh = await refresh(name, tokens, refreshToken);
+        fresh = await refresh(name, tokens, refreshToken, session);
       } catch (err) {
         const error = asProviderError(err, name);
         if (error.code === 'provider_error' && error.error === 'invalid_grant') {
@@ -368,7 +468,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     if (!route) return undefined;
     try {
       const cookies = new Cookies(header(request, 'cookie'), response);
-      const session = new RequestSession(config, sealer, cookies);
+      const session = requestSession(request, response);
       switch (route.action) {
         case 'login':
           return await start(route.provider, route.query, cookies);
@@ -389,7 +489,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     return safe === undefined ? base : `${base}?returnTo=${encodeURIComponent(safe)}`;
   }
 
-  async function guard(oauth: OAuthContext, name: string, request: HttpRequest): Promise<RouteResult | undefined> {
+  async function guardRoute(oauth: OAuthContext, name: string, request: HttpRequest): Promise<RouteResult | undefined> {
     try {
       await oauth.getToken(name);
       return undefined;
@@ -401,7 +501,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     }
   }
 
-  return { config, stats: sealer.stats, handle, context, loginPath, guard };
+  return { config, stats: sealer.stats, handle, context, tokens, loginPath, guard: guardRoute };
 }
 
 /** RFC 9207 and the `error` parameter, checked before any code is exchanged. */
@@ -465,6 +565,11 @@ function matchRoute(
     return undefined;
   }
   return { provider, action: action as Action, query: url.searchParams };
+}
+
+/** Whether `stored` came from a refresh of `tokens` (non-rotating providers keep the refresh token, not the access token). */
+function replaced(stored: StoredTokens, tokens: StoredTokens): boolean {
+  return stored.accessToken !== tokens.accessToken || stored.refreshToken !== tokens.refreshToken;
 }
 
 /** Whether a request body can be sent a second time (a stream can be read only once). */

@@ -1,29 +1,46 @@
 /**
- * The tokens of one request's session, whichever store keeps them. Loaded on first use, at most
- * once per request; writes go to the store (and to the response's cookies) as they happen.
+ * The tokens of one session, whichever store keeps them. Loaded on first use, at most once per
+ * request; writes go to the store (and to the response's cookies) as they happen.
+ *
+ * Where the tokens live:
+ * - cookie store: sealed in the session cookie itself;
+ * - server store: sealed at rest under a key, which is the subject (`user:<id>`) when the app names
+ *   one, else a random session id sealed in the session cookie.
  */
 import { randomBytes } from 'node:crypto';
 import type { ResolvedConfig } from './config.js';
 import { OAuthError } from './errors.js';
-import { type CookieAttributes, type RequestCookies, readChunked, type Sealer, writeChunked } from './session.js';
+import { type CookieAttributes, nowSeconds, type RequestCookies, readChunked, type Sealer, writeChunked } from './session.js';
 import type { ServerTokenStore, StoredTokens, TokenRecord } from './stores/types.js';
 
 /** What the session cookie holds: the tokens themselves (cookie store) or a session id (server stores). */
 type CookieRecord = { tokens: TokenRecord } | { sid: string };
 
+/** Where a session's key comes from. */
+export interface SessionSource {
+  /** The request's cookies; absent for `oauth.tokens(subject)` outside a request. */
+  cookies?: RequestCookies | undefined;
+  /** The app's user id for this request, when the app keys tokens by user. */
+  subject?: (() => Promise<string | undefined>) | undefined;
+}
+
+// Sealed tokens whose lifetime nobody told us are kept this long at most.
+const UNKNOWN_LIFETIME_SECONDS = 400 * 24 * 3600;
+
 export class RequestSession {
   readonly #config: ResolvedConfig;
   readonly #sealer: Sealer;
-  readonly #cookies: RequestCookies;
+  readonly #source: SessionSource;
   #loaded: Promise<TokenRecord> | undefined;
+  #key: Promise<string | undefined> | undefined;
   #sid: string | undefined;
   // Writes of one request are applied in order, each on the result of the previous one.
   #writes: Promise<unknown> = Promise.resolve();
 
-  constructor(config: ResolvedConfig, sealer: Sealer, cookies: RequestCookies) {
+  constructor(config: ResolvedConfig, sealer: Sealer, source: SessionSource) {
     this.#config = config;
     this.#sealer = sealer;
-    this.#cookies = cookies;
+    this.#source = source;
   }
 
   load(): Promise<TokenRecord> {
@@ -31,17 +48,40 @@ export class RequestSession {
     return this.#loaded;
   }
 
-  put(provider: string, tokens: StoredTokens): Promise<void> {
-    return this.#write(provider, tokens);
+  /** The store key of a server-store session (for locks and fresh reads); undefined for the cookie store. */
+  async sharedKey(): Promise<string | undefined> {
+    if (this.#config.store.kind !== 'server') return undefined;
+    await this.load();
+    return this.#key;
+  }
+
+  /** One provider's tokens as the server store holds them right now (other instances may have written). */
+  async readShared(provider: string): Promise<StoredTokens | undefined> {
+    const store = this.#config.store;
+    const key = await this.sharedKey();
+    if (store.kind !== 'server' || key === undefined) return undefined;
+    const sealed = await guard(() => store.get(key, [provider]));
+    return (await this.#unsealAll(sealed))[provider];
+  }
+
+  /** Stores tokens. `persisted`: a server store already holds them (written under the refresh lock). */
+  put(provider: string, tokens: StoredTokens, options: { persisted?: boolean } = {}): Promise<void> {
+    return this.#write(provider, tokens, options.persisted === true);
   }
 
   remove(provider: string): Promise<void> {
-    return this.#write(provider, undefined);
+    return this.#write(provider, undefined, false);
+  }
+
+  /** Writes one provider's tokens to a server store under a key (for the refresh lock's winner). */
+  async writeShared(key: string, provider: string, tokens: StoredTokens): Promise<void> {
+    const store = this.#config.store;
+    if (store.kind === 'server') await this.#putSealed(store, key, provider, tokens);
   }
 
   /**
-   * After a login, a server-store session moves to a new id (its tokens with it), so a session id
-   * planted in the browser beforehand (session fixation) never gets to see the new tokens.
+   * After a login, a cookie-keyed server session moves to a new id (its tokens with it), so a
+   * session id planted in the browser beforehand (session fixation) never sees the new tokens.
    * Cookie-store sessions need nothing: the tokens travel in a cookie nobody else can read.
    */
   renew(): Promise<void> {
@@ -50,8 +90,9 @@ export class RequestSession {
     const next = this.#writes.then(async () => {
       const record = await this.load();
       const previous = this.#sid;
-      if (previous === undefined) return;
+      if (previous === undefined || (await this.#subject()) !== undefined) return;
       this.#sid = undefined;
+      this.#key = Promise.resolve(undefined);
       for (const [provider, tokens] of Object.entries(record)) await this.#writeServer(store, provider, tokens);
       for (const provider of Object.keys(record)) await guard(() => store.remove(previous, provider));
     });
@@ -63,25 +104,47 @@ export class RequestSession {
     return { path: '/', maxAge: this.#config.sessionMaxAgeSeconds, secure: this.#config.secureCookies };
   }
 
-  async #read(): Promise<TokenRecord> {
-    const sealed = readChunked(this.#cookies, this.#config.cookieName);
-    const record = sealed ? await this.#sealer.unseal<CookieRecord>(sealed, { cache: true }) : undefined;
-    if (!record) return {};
-    if ('tokens' in record) return this.#config.store.kind === 'cookie' ? record.tokens : {};
-    const store = this.#config.store;
-    if (store.kind !== 'server') return {};
-    this.#sid = record.sid;
-    return (await guard(() => store.get(record.sid))) ?? {};
+  #subject(): Promise<string | undefined> {
+    return this.#source.subject?.() ?? Promise.resolve(undefined);
   }
 
-  #write(provider: string, tokens: StoredTokens | undefined): Promise<void> {
+  async #read(): Promise<TokenRecord> {
+    const store = this.#config.store;
+    const cookie = await this.#readCookie();
+    if (store.kind === 'cookie') return cookie && 'tokens' in cookie ? cookie.tokens : {};
+    if (cookie && 'sid' in cookie) this.#sid = cookie.sid;
+    const subject = await this.#subject();
+    const key = subject !== undefined ? `user:${subject}` : this.#sid;
+    this.#key = Promise.resolve(key);
+    if (key === undefined) return {};
+    const sealed = await guard(() => store.get(key, Object.keys(this.#config.providers)));
+    return this.#unsealAll(sealed);
+  }
+
+  async #readCookie(): Promise<CookieRecord | undefined> {
+    const { cookies } = this.#source;
+    const sealed = cookies ? readChunked(cookies, this.#config.cookieName) : undefined;
+    return sealed ? this.#sealer.unseal<CookieRecord>(sealed, { cache: true }) : undefined;
+  }
+
+  async #unsealAll(sealed: Readonly<Record<string, string>>): Promise<TokenRecord> {
+    const record: Record<string, StoredTokens> = {};
+    for (const [provider, value] of Object.entries(sealed)) {
+      const tokens = await this.#sealer.unseal<StoredTokens>(value, { cache: true });
+      if (tokens) record[provider] = tokens;
+    }
+    return record;
+  }
+
+  #write(provider: string, tokens: StoredTokens | undefined, persisted: boolean): Promise<void> {
     const next = this.#writes.then(async () => {
       const current = await this.load();
       const { [provider]: _previous, ...others } = current;
       const updated: TokenRecord = tokens ? { ...others, [provider]: tokens } : others;
       const store = this.#config.store;
-      if (store.kind === 'server') await this.#writeServer(store, provider, tokens);
-      else await this.#writeCookie({ tokens: updated }, Object.keys(updated).length === 0);
+      if (store.kind === 'server') {
+        if (!persisted) await this.#writeServer(store, provider, tokens);
+      } else await this.#writeCookie({ tokens: updated }, Object.keys(updated).length === 0);
       this.#loaded = Promise.resolve(updated);
     });
     this.#writes = next.catch(() => undefined);
@@ -89,21 +152,31 @@ export class RequestSession {
   }
 
   async #writeServer(store: ServerTokenStore, provider: string, tokens: StoredTokens | undefined): Promise<void> {
+    let key = await this.#key;
     if (!tokens) {
-      if (this.#sid) await guard(() => store.remove(this.#sid as string, provider));
+      if (key !== undefined) await guard(() => store.remove(key as string, provider));
       return;
     }
-    if (!this.#sid) {
+    if (key === undefined) {
       this.#sid = randomBytes(32).toString('base64url');
+      key = this.#sid;
+      this.#key = Promise.resolve(key);
       await this.#writeCookie({ sid: this.#sid }, false);
     }
-    const sid = this.#sid;
-    await guard(() => store.put(sid, provider, tokens));
+    await this.#putSealed(store, key, provider, tokens);
+  }
+
+  async #putSealed(store: ServerTokenStore, key: string, provider: string, tokens: StoredTokens): Promise<void> {
+    const ttl = lifetime(tokens);
+    const sealed = await this.#sealer.seal(tokens, ttl ?? UNKNOWN_LIFETIME_SECONDS, { cache: true });
+    await guard(() => store.put(key, provider, sealed, ttl));
   }
 
   async #writeCookie(record: CookieRecord, empty: boolean): Promise<void> {
+    const { cookies } = this.#source;
+    if (!cookies) return;
     const sealed = empty ? undefined : await this.#sealer.seal(record, this.#config.sessionMaxAgeSeconds, { cache: true });
-    if (!writeChunked(this.#cookies, this.#config.cookieName, sealed, this.#attributes)) {
+    if (!writeChunked(cookies, this.#config.cookieName, sealed, this.#attributes)) {
       this.#config.hooks.onError(
         new Error('The session changed after the response head was sent; the new session cookie could not be set.'),
       );
@@ -111,8 +184,17 @@ export class RequestSession {
   }
 }
 
+/**
+ * How long stored tokens are worth keeping: until the refresh token expires when the provider says
+ * when, until the access token expires when there is nothing to refresh with, else unknown.
+ */
+function lifetime(tokens: StoredTokens): number | undefined {
+  const until = tokens.refreshToken ? tokens.refreshExpiresAt : tokens.expiresAt;
+  return until === undefined ? undefined : Math.max(60, until - nowSeconds() + 60);
+}
+
 /** Store failures become `store_unavailable`; the store's own message may name hosts, so it stays in `cause`. */
-async function guard<T>(run: () => Promise<T>): Promise<T> {
+export async function guard<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {

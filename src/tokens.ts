@@ -40,6 +40,7 @@ export function toStored(tokens: ProviderTokens, previous?: StoredTokens): Store
     tokenType: tokens.tokenType,
     expiresAt: tokens.expiresAt,
     refreshToken: tokens.refreshToken ?? previous?.refreshToken,
+    refreshExpiresAt: tokens.refreshToken ? tokens.refreshExpiresAt : (tokens.refreshExpiresAt ?? previous?.refreshExpiresAt),
     scope: tokens.scope ?? previous?.scope,
     idToken: tokens.idToken ?? previous?.idToken,
     extras: { ...previous?.extras, ...tokens.extras },

@@ -101,7 +101,7 @@ export function oauthErrorHandler(): ErrorRequestHandler {
 }
 
 function toHttpRequest(req: Request): HttpRequest {
-  return { method: req.method, url: req.originalUrl, headers: req.headers, body: req.body };
+  return { method: req.method, url: req.originalUrl, headers: req.headers, body: req.body, native: req };
 }
 
 function responseCookies(res: Response): ResponseCookies {

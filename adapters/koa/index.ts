@@ -91,7 +91,13 @@ export function oauthErrorHandler(): Middleware {
 }
 
 function toHttpRequest(ctx: Context): HttpRequest {
-  return { method: ctx.method, url: ctx.originalUrl, headers: ctx.headers, body: (ctx.request as { body?: unknown }).body };
+  return {
+    method: ctx.method,
+    url: ctx.originalUrl,
+    headers: ctx.headers,
+    body: (ctx.request as { body?: unknown }).body,
+    native: ctx,
+  };
 }
 
 function responseCookies(ctx: Context): ResponseCookies {

@@ -36,7 +36,8 @@ export const calcomPlatformProfile: ProviderProfile = {
     accessToken: 'accessToken',
     refreshToken: 'refreshToken',
     expiry: { kind: 'epoch-ms', path: 'accessTokenExpiresAt' },
-    extras: ['refreshTokenExpiresAt'],
+    refreshExpiry: { kind: 'epoch-ms', path: 'refreshTokenExpiresAt' }, // missing in older builds
+    extras: [],
   },
   errors: {
     // Cal.com names exceptions, not OAuth errors: its messages say which credential was refused.

@@ -6,7 +6,16 @@ import * as client from 'openid-client';
 import { OAuthError } from '../errors.js';
 import type { LoginChecks, ProviderClient, ProviderOptions, ProviderTokens } from './types.js';
 
-const STANDARD_FIELDS = new Set(['access_token', 'token_type', 'expires_in', 'refresh_token', 'scope', 'id_token']);
+// `refresh_token_expires_in` is not RFC 6749 but common (GitHub, Microsoft) and what profiles emit.
+const STANDARD_FIELDS = new Set([
+  'access_token',
+  'token_type',
+  'expires_in',
+  'refresh_token',
+  'refresh_token_expires_in',
+  'scope',
+  'id_token',
+]);
 
 /** Parameters this library sets itself; `authorizationParams` may not override them. */
 export const RESERVED_AUTHORIZATION_PARAMS: ReadonlySet<string> = new Set([
@@ -125,11 +134,14 @@ function normalise(response: client.TokenEndpointResponse & client.TokenEndpoint
   }
   const expiresIn = response.expiresIn();
   const claims = response.claims();
+  const now = Math.floor(Date.now() / 1000);
+  const refreshExpiresIn = response.refresh_token_expires_in;
   return {
     accessToken: response.access_token,
     tokenType: response.token_type === 'bearer' ? 'Bearer' : response.token_type,
-    expiresAt: expiresIn === undefined ? undefined : Math.floor(Date.now() / 1000) + expiresIn,
+    expiresAt: expiresIn === undefined ? undefined : now + expiresIn,
     refreshToken: response.refresh_token,
+    refreshExpiresAt: typeof refreshExpiresIn === 'number' && refreshExpiresIn > 0 ? now + refreshExpiresIn : undefined,
     scope: response.scope,
     idToken: response.id_token,
     claims: claims ? { ...claims } : undefined,

@@ -50,6 +50,8 @@ export interface TokenResponseProfile {
     /** Seconds, unless the value is larger than 1e9: then an epoch in seconds (Dropbox Sign's docs say both). */
     | { kind: 'seconds-or-epoch'; path: string }
     | { kind: 'none' };
+  /** When the refresh token expires, if the provider says (Cal.com's `refreshTokenExpiresAt`). Same kinds as `expiry`. */
+  refreshExpiry?: TokenResponseProfile['expiry'];
   /** `token_type` when the provider sends none. Default `Bearer`. */
   defaultTokenType?: string;
   /** Set false to drop an `id_token` the provider sends but whose issuer cannot be checked (multi-tenant Microsoft). */

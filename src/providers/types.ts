@@ -10,6 +10,8 @@ export interface ProviderTokens {
   /** Epoch seconds; absent when the provider gives no lifetime (valid until revoked). */
   expiresAt?: number | undefined;
   refreshToken?: string | undefined;
+  /** Epoch seconds, when the provider says when the refresh token expires. */
+  refreshExpiresAt?: number | undefined;
   scope?: string | undefined;
   idToken?: string | undefined;
   /** Validated ID token claims, when there was an ID token. */

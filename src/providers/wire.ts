@@ -143,8 +143,10 @@ function tokenBody(root: Record<string, unknown>, accessToken: unknown, shape: T
   if (typeof refreshToken === 'string' && refreshToken !== '') body.refresh_token = refreshToken;
   const scope = take(shape.scope ?? 'scope');
   if (typeof scope === 'string') body.scope = scope;
-  const expiresIn = secondsLeft(root, shape, take);
+  const expiresIn = secondsLeft(root, shape.expiry ?? { kind: 'seconds', path: 'expires_in' }, take);
   if (expiresIn !== undefined) body.expires_in = expiresIn;
+  const refreshExpiresIn = secondsLeft(root, shape.refreshExpiry ?? { kind: 'seconds', path: 'refresh_token_expires_in' }, take);
+  if (refreshExpiresIn !== undefined) body.refresh_token_expires_in = refreshExpiresIn;
   const idToken = take('id_token');
   if (typeof idToken === 'string' && shape.idToken !== false) body.id_token = idToken;
   if (shape.extras) {
@@ -160,10 +162,9 @@ function tokenBody(root: Record<string, unknown>, accessToken: unknown, shape: T
 
 function secondsLeft(
   root: Record<string, unknown>,
-  shape: TokenResponseProfile,
+  expiry: NonNullable<TokenResponseProfile['expiry']>,
   take: (path: string) => unknown,
 ): number | undefined {
-  const expiry = shape.expiry ?? { kind: 'seconds', path: 'expires_in' };
   if (expiry.kind === 'none') return undefined;
   const raw = take(expiry.path);
   const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;

@@ -1,8 +1,8 @@
-import type { ServerTokenStore, StoredTokens, TokenRecord } from './types.js';
+import type { ServerTokenStore } from './types.js';
 
 /**
  * Keeps tokens in this process's memory. For development and single-instance apps: tokens are
- * lost on restart and not shared between instances (use a Redis store for that).
+ * lost on restart and not shared between instances (use `redisStore` for that).
  *
  * @example
  * ```ts
@@ -10,22 +10,24 @@ import type { ServerTokenStore, StoredTokens, TokenRecord } from './types.js';
  * ```
  */
 export function memoryStore(): ServerTokenStore {
-  const records = new Map<string, Record<string, StoredTokens>>();
+  const entries = new Map<string, { sealed: string; expiresAt: number }>();
+  const id = (key: string, provider: string) => `${key}\u0000${provider}`;
   return {
     kind: 'server',
-    async get(key: string): Promise<TokenRecord | undefined> {
-      const record = records.get(key);
-      return record ? { ...record } : undefined;
+    async get(key, providers) {
+      const found: Record<string, string> = {};
+      for (const provider of providers) {
+        const entry = entries.get(id(key, provider));
+        if (entry && entry.expiresAt > Date.now()) found[provider] = entry.sealed;
+        else if (entry) entries.delete(id(key, provider));
+      }
+      return found;
     },
-    async put(key: string, provider: string, tokens: StoredTokens): Promise<void> {
-      records.set(key, { ...records.get(key), [provider]: tokens });
+    async put(key, provider, sealed, ttlSeconds) {
+      entries.set(id(key, provider), { sealed, expiresAt: ttlSeconds === undefined ? Infinity : Date.now() + ttlSeconds * 1000 });
     },
-    async remove(key: string, provider: string): Promise<void> {
-      const record = records.get(key);
-      if (!record) return;
-      const { [provider]: _removed, ...rest } = record;
-      if (Object.keys(rest).length === 0) records.delete(key);
-      else records.set(key, rest);
+    async remove(key, provider) {
+      entries.delete(id(key, provider));
     },
   };
 }
