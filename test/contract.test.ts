@@ -6,6 +6,7 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createOAuth, memoryStore, type OAuth, type OAuthConfig, type TokenStore } from '../src/index.js';
 import { oidc } from '../src/providers/index.js';
+import { redisStore } from '../src/stores/redis.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import {
   BASE_URL,
@@ -15,15 +16,18 @@ import {
   startAuthorizationServer,
   type TestServer,
 } from './support/authorization-server.js';
+import { redisClient, uniquePrefix } from './support/redis.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 
 let op: TestServer;
+const redis = redisClient();
 beforeAll(async () => {
   op = await startAuthorizationServer(['op']);
 });
 afterAll(async () => {
   await op?.close();
+  redis.disconnect();
 });
 
 function config(overrides: Partial<OAuthConfig> = {}): OAuthConfig {
@@ -46,6 +50,7 @@ function config(overrides: Partial<OAuthConfig> = {}): OAuthConfig {
 const stores: Array<{ store: string; make: () => TokenStore }> = [
   { store: 'cookie', make: () => undefined as unknown as TokenStore }, // the default
   { store: 'memory', make: memoryStore },
+  { store: 'redis', make: () => redisStore({ client: redis, prefix: uniquePrefix('contract') }) },
 ];
 const matrix = adapters.flatMap((adapter) => stores.map((s) => ({ ...s, adapter, name: adapter.name })));
 

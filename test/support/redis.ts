@@ -1,0 +1,82 @@
+/**
+ * Redis for the tests: the machine's own (127.0.0.1:6379, started by .ci/run when missing), and
+ * private redis-server processes on free ports for tests that stop Redis on purpose. The
+ * machine's own Redis is never stopped.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A client that fails fast while Redis is down, instead of queueing commands forever. */
+export function redisClient(url = REDIS_URL): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false, connectTimeout: 1000 });
+}
+
+/** A fresh key prefix, so tests sharing one Redis never see each other's keys. */
+export function uniquePrefix(name: string): string {
+  return `test:${name}:${process.pid}:${Math.random().toString(36).slice(2)}:`;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A private redis-server with an append-only file, so that its data survives a stop and a start. */
+export async function privateRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'oauth-redis-'));
+  let child: ChildProcess | undefined;
+
+  async function start() {
+    child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const probe = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => 50, lazyConnect: true });
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      try {
+        await probe.connect();
+        await probe.ping();
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    probe.disconnect();
+  }
+
+  /** Stops this server (and only this one) by its pid; SIGTERM flushes the append-only file first. */
+  async function stop() {
+    const running = child;
+    if (!running || running.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      running.once('exit', () => resolve());
+      running.kill('SIGTERM');
+    });
+  }
+
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    start,
+    stop,
+    async close() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
