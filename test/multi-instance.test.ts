@@ -1,0 +1,87 @@
+/**
+ * Several app instances (separate processes) sharing one Redis: a due token is refreshed exactly
+ * once across all of them, every request gets the new token, and the stored refresh token is the
+ * newest (the provider rotates them and refuses a reused one).
+ */
+import { unsealData } from 'iron-session';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BASE_URL,
+  CLIENT_ID,
+  CLIENT_SECRET,
+  completeLogin,
+  startAuthorizationServer,
+  type TestServer,
+} from './support/authorization-server.js';
+import { REDIS_URL, redisClient, uniquePrefix } from './support/redis.js';
+import { startWorkers, type Workers } from './support/workers.js';
+
+const SECRET = 'multi-instance-secret-0123456789-abcdef';
+const redis = redisClient();
+let op: TestServer;
+let workers: Workers;
+const prefix = uniquePrefix('multi');
+
+beforeAll(async () => {
+  op = await startAuthorizationServer(['op']);
+  workers = await startWorkers(4, {
+    baseUrl: BASE_URL,
+    secret: SECRET,
+    redisUrl: REDIS_URL,
+    prefix,
+    provider: { kind: 'oidc', name: 'op', issuer: op.issuer, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET },
+  });
+}, 60_000);
+afterAll(async () => {
+  await workers?.stop();
+  await op?.close();
+  redis.disconnect();
+});
+
+/** The refresh token Redis holds for the one session, unsealed. */
+async function storedRefreshToken(): Promise<string> {
+  const keys = await redis.keys(`${prefix}tokens:*`);
+  expect(keys).toHaveLength(1);
+  const sealed = (await redis.get(keys[0] as string)) as string;
+  expect(sealed.startsWith('Fe26.2*')).toBe(true); // sealed at rest
+  const envelope = await unsealData<{ data: { refreshToken: string; accessToken: string } }>(sealed, {
+    password: SECRET,
+    ttl: 0,
+  });
+  return envelope.data.refreshToken;
+}
+
+describe('4 instances sharing Redis, oidc-provider rotating refresh tokens', () => {
+  it('refreshes once for 200 concurrent requests spread over the instances', async () => {
+    op.accessTokenTtl = 30; // due at once (60 s skew)
+    const [first] = workers.urls;
+    const agent = request.agent(first as string);
+    const started = await agent.get('/auth/op/login').expect(302);
+    const callback = await completeLogin(started.headers.location as string);
+    const landed = await agent.get(callback.pathname + callback.search).expect(302);
+    const cookie = (landed.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]).join('; ');
+    const before = await storedRefreshToken();
+    op.accessTokenTtl = 3600;
+    op.tokenDelayMs = 100; // widen the race: every instance sees the token as due at once
+
+    const responses = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        request(workers.urls[i % 4] as string)
+          .get('/token/op')
+          .set('cookie', cookie),
+      ),
+    );
+    expect(responses.map((r) => r.status)).toEqual(Array(200).fill(200));
+    expect(new Set(responses.map((r) => r.body.accessToken)).size).toBe(1);
+    expect(new Set(responses.map((r) => r.body.pid)).size).toBe(4);
+    expect(op.counts.refresh_token).toBe(1);
+
+    const after = await storedRefreshToken();
+    expect(after).not.toBe(before);
+    const current = await op.provider.RefreshToken.find(after);
+    expect(current?.consumed).toBeFalsy(); // the newest: the provider still accepts it
+    const spent = await op.provider.RefreshToken.find(before);
+    expect(spent?.consumed).toBeTruthy();
+  });
+});
