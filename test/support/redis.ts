@@ -14,7 +14,9 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A client that fails fast while Redis is down, instead of queueing commands forever. */
 export function redisClient(url = REDIS_URL): Redis {
-  return new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false, connectTimeout: 1000 });
+  const client = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 1000 });
+  client.on('error', () => undefined); // outages are what some tests are about; the store reports them
+  return client;
 }
 
 /** A fresh key prefix, so tests sharing one Redis never see each other's keys. */
@@ -44,19 +46,21 @@ export async function privateRedis() {
         stdio: 'ignore',
       },
     );
-    const probe = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => 50, lazyConnect: true });
     const deadline = Date.now() + 5000;
     for (;;) {
+      const probe = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+      probe.on('error', () => undefined);
       try {
         await probe.connect();
         await probe.ping();
-        break;
+        return;
       } catch (err) {
         if (Date.now() > deadline) throw err;
         await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        probe.disconnect();
       }
     }
-    probe.disconnect();
   }
 
   /** Stops this server (and only this one) by its pid; SIGTERM flushes the append-only file first. */
