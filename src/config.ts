@@ -109,7 +109,7 @@ export function resolveConfig(config: OAuthConfig): ResolvedConfig {
   }
 
   const store = config.store ?? cookieStore();
-  if (!store || (store.kind !== 'cookie' && store.kind !== 'server')) {
+  if (!store || (store.kind !== 'cookie' && store.kind !== 'server') || (store.kind === 'cookie' && !(store.maxChunks >= 1))) {
     throw invalid('store', 'must be made by cookieStore(), memoryStore() or another store factory');
   }
 

@@ -12,7 +12,8 @@ export type OAuthErrorCode =
   | 'provider_error'
   | 'provider_unavailable'
   | 'invalid_response'
-  | 'store_unavailable';
+  | 'store_unavailable'
+  | 'session_too_large';
 
 const STATUS: Readonly<Record<OAuthErrorCode, number>> = Object.freeze({
   config_invalid: 500,
@@ -26,6 +27,7 @@ const STATUS: Readonly<Record<OAuthErrorCode, number>> = Object.freeze({
   provider_unavailable: 503,
   invalid_response: 502,
   store_unavailable: 503,
+  session_too_large: 500,
 });
 
 export interface OAuthErrorOptions {

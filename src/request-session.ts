@@ -10,7 +10,15 @@
 import { randomBytes } from 'node:crypto';
 import type { ResolvedConfig } from './config.js';
 import { OAuthError } from './errors.js';
-import { type CookieAttributes, nowSeconds, type RequestCookies, readChunked, type Sealer, writeChunked } from './session.js';
+import {
+  CHUNK_SIZE,
+  type CookieAttributes,
+  nowSeconds,
+  type RequestCookies,
+  readChunked,
+  type Sealer,
+  writeChunked,
+} from './session.js';
 import type { ServerTokenStore, StoredTokens, TokenRecord } from './stores/types.js';
 
 /** What the session cookie holds: the tokens themselves (cookie store) or a session id (server stores). */
@@ -176,6 +184,13 @@ export class RequestSession {
     const { cookies } = this.#source;
     if (!cookies) return;
     const sealed = empty ? undefined : await this.#sealer.seal(record, this.#config.sessionMaxAgeSeconds, { cache: true });
+    const { store } = this.#config;
+    if (sealed && store.kind === 'cookie' && sealed.length > store.maxChunks * CHUNK_SIZE) {
+      throw new OAuthError(
+        'session_too_large',
+        `These tokens need more than ${store.maxChunks} cookies. Keep tokens server-side instead (memoryStore() or redisStore()).`,
+      );
+    }
     if (!writeChunked(cookies, this.#config.cookieName, sealed, this.#attributes)) {
       this.#config.hooks.onError(
         new Error('The session changed after the response head was sent; the new session cookie could not be set.'),

@@ -136,7 +136,7 @@ export class RequestCookies {
 }
 
 // A cookie line must stay under 4096 bytes; keep room for the name and attributes.
-const CHUNK_SIZE = 3800;
+export const CHUNK_SIZE = 3800;
 
 /** Reads a value written by `writeChunked`: `name`, or `name.0`, `name.1`, ... concatenated. */
 export function readChunked(cookies: RequestCookies, name: string): string | undefined {

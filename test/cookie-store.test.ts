@@ -4,7 +4,7 @@
  */
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createOAuth } from '../src/index.js';
+import { cookieStore, createOAuth } from '../src/index.js';
 import { oidc } from '../src/providers/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import {
@@ -77,5 +77,28 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
     const cleared = (shrunk.headers['set-cookie'] as unknown as string[]).filter((l) => /Max-Age=0/.test(l));
     expect(cleared.length).toBeGreaterThanOrEqual(1);
     await agent.get('/token/one').expect(401);
+  });
+
+  it('refuses tokens needing more cookies than allowed with session_too_large, never dropping a cookie', async () => {
+    const oauth = createOAuth({
+      baseUrl: BASE_URL,
+      secret: 's'.repeat(40),
+      store: cookieStore({ maxChunks: 1 }),
+      providers: { one: provider(), two: provider() },
+    });
+    app = await adapter.start(oauth);
+    const agent = request.agent(app.server);
+    const login = async (name: string) => {
+      const started = await agent.get(`/auth/${name}/login`).expect(302);
+      const callback = await completeLogin(started.headers.location as string);
+      return agent.get(callback.pathname + callback.search);
+    };
+    expect((await login('one')).status).toBe(302);
+    const refused = await login('two');
+    expect(refused.status).toBe(500);
+    expect(refused.body.error).toBe('session_too_large');
+    expect(JSON.stringify(refused.headers['set-cookie'] ?? [])).not.toContain('oauth_session');
+    const still = await agent.get('/connected/one').expect(200);
+    expect(still.body.connections).toEqual(['one']); // the first login is intact
   });
 });

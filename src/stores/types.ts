@@ -18,6 +18,8 @@ export type TokenRecord = Readonly<Record<string, Readonly<StoredTokens>>>;
 /** Tokens sealed in the browser's own cookies: nothing to run, works across instances. */
 export interface CookieTokenStore {
   readonly kind: 'cookie';
+  /** Most cookies one session may use; more fails with `session_too_large`. */
+  readonly maxChunks: number;
 }
 
 /** A lock held on one key; release it when done. */
