@@ -2,8 +2,10 @@
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { main as expressExample } from '../examples/express-basic/server.js';
+import { main as redisExample } from '../examples/express-redis/server.js';
 import { main as koaExample } from '../examples/koa-basic/server.js';
 import { completeLogin } from './support/authorization-server.js';
+import { uniquePrefix } from './support/redis.js';
 
 describe.each([
   ['express-basic', expressExample],
@@ -30,4 +32,29 @@ describe.each([
       await example.close();
     }
   });
+});
+
+describe('examples/express-redis', () => {
+  it('serves one signed-in session from two instances behind the proxy', async () => {
+    const example = await redisExample({ port: 0, idpPort: 0, redisPrefix: uniquePrefix('example') });
+    try {
+      const agent = request.agent(example.url);
+      const guarded = await agent.get('/profile').set('accept', 'text/html').expect(302);
+      const login = await agent.get(guarded.headers.location as string).expect(302);
+      const callback = await completeLogin(login.headers.location as string, { user: 'linus' });
+      await agent
+        .get(callback.pathname + callback.search)
+        .expect(302)
+        .expect('location', '/profile');
+      const served = new Set<string>();
+      for (let i = 0; i < 4; i++) {
+        const profile = await agent.get('/profile').set('accept', 'text/html').expect(200);
+        expect(profile.text).toContain('Hello <b>linus</b>');
+        served.add(/Served by instance (\w)/.exec(profile.text)?.[1] ?? '?');
+      }
+      expect([...served].sort()).toEqual(['A', 'B']);
+    } finally {
+      await example.close();
+    }
+  }, 60_000);
 });
