@@ -80,12 +80,19 @@ export class OAuthError extends Error {
   }
 
   /** The JSON body an adapter sends for this error. */
-  toJSON(): { error: OAuthErrorCode; message: string; provider?: string; provider_error?: string } {
+  toJSON(): {
+    error: OAuthErrorCode;
+    message: string;
+    provider?: string;
+    provider_error?: string;
+    provider_error_description?: string;
+  } {
     return {
       error: this.code,
       message: this.message,
       ...(this.provider === undefined ? {} : { provider: this.provider }),
       ...(this.error === undefined ? {} : { provider_error: this.error }),
+      ...(this.errorDescription === undefined ? {} : { provider_error_description: this.errorDescription }),
     };
   }
 }

@@ -102,6 +102,7 @@ export async function startEmulator(setup: EmulatorSetup): Promise<Emulator> {
       return new URL(location, authorizationUrl);
     },
     revokeAll: () => book.revokeAll(),
+    expireAccessTokens: () => book.expireAccessTokens(),
     reset() {
       for (const key of Object.keys(emulator.counts) as EndpointName[]) emulator.counts[key] = 0;
       emulator.rejections.length = 0;
@@ -371,5 +372,10 @@ export class TokenBook {
   revokeAll(): void {
     for (const grant of this.grants) grant.revoked = true;
     this.codes.clear();
+  }
+
+  /** Ends every access token issued so far early, as an API may (refresh tokens stay valid). */
+  expireAccessTokens(): void {
+    for (const entry of this.access.values()) if (entry.expiresAt !== undefined) entry.expiresAt = Date.now() - 1;
   }
 }

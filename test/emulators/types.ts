@@ -48,6 +48,8 @@ export interface Emulator {
   authorize(authorizationUrl: string): Promise<URL>;
   /** Invalidates every token and refresh token issued so far (the user removed the app at the provider). */
   revokeAll(): void;
+  /** Makes every access token issued so far expired at the API, before the time it announced; refresh tokens stay valid. */
+  expireAccessTokens(): void;
   /** Zeroes counts and rejections; restores accessTokenTtl, declineNext and failWith to their defaults. Issued tokens stay valid. */
   reset(): void;
   close(): Promise<void>;

@@ -1,0 +1,204 @@
+/**
+ * Each seed provider end to end, on both adapters, against its strict emulator: login, callback,
+ * getToken, expiry and refresh (never for Sunshine), concurrent refresh with exactly one call,
+ * logout with revocation where the provider has it, `fetch` retried after the API says the token
+ * expired, and the provider's own error bodies turned into typed errors with its message kept.
+ * Every request the library sends must be accepted: `rejections` stays empty unless a test
+ * provokes one.
+ */
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOAuth } from '../src/index.js';
+import {
+  calcomPlatform,
+  dropboxSign,
+  pipedrive,
+  type ProviderDefinition,
+  sunshineConversations,
+} from '../src/providers/index.js';
+import {
+  type Emulator,
+  startCalcomPlatformEmulator,
+  startDropboxSignEmulator,
+  startPipedriveEmulator,
+  startSunshineConversationsEmulator,
+} from './emulators/index.js';
+import { adapters, type RunningApp } from './support/apps.js';
+import { BASE_URL } from './support/authorization-server.js';
+
+interface Case {
+  name: string;
+  start: (redirectUri: string) => Promise<Emulator>;
+  preset: (emulator: Emulator) => ProviderDefinition;
+  refreshes: boolean;
+  revokes: boolean;
+}
+
+const credentials = (e: Emulator) => ({ clientId: e.clientId, clientSecret: e.clientSecret, endpoints: e.endpoints });
+const cases: Case[] = [
+  {
+    name: 'pipedrive',
+    start: (r) => startPipedriveEmulator({ redirectUri: r }),
+    preset: (e) => pipedrive(credentials(e)),
+    refreshes: true,
+    revokes: true,
+  },
+  {
+    name: 'dropboxSign',
+    start: (r) => startDropboxSignEmulator({ redirectUri: r, rotateRefreshTokens: true }),
+    preset: (e) => dropboxSign(credentials(e)),
+    refreshes: true,
+    revokes: false,
+  },
+  {
+    name: 'calcomPlatform',
+    start: (r) => startCalcomPlatformEmulator({ redirectUri: r }),
+    preset: (e) => calcomPlatform(credentials(e)),
+    refreshes: true,
+    revokes: false,
+  },
+  {
+    name: 'sunshine',
+    start: (r) => startSunshineConversationsEmulator({ redirectUri: r }),
+    preset: (e) => sunshineConversations(credentials(e)),
+    refreshes: false,
+    revokes: true,
+  },
+];
+
+describe.each(cases)('$name', (c) => {
+  let emulator: Emulator;
+  beforeAll(async () => {
+    emulator = await c.start(`${BASE_URL}/auth/${c.name}/callback`);
+  });
+  afterAll(async () => {
+    await emulator?.close();
+  });
+
+  describe.each(adapters)('on $name', (adapter) => {
+    async function start(refreshSkewSeconds = 60): Promise<{ app: RunningApp; agent: request.Agent }> {
+      emulator.reset();
+      const oauth = createOAuth({
+        baseUrl: BASE_URL,
+        secret: 's'.repeat(40),
+        refreshSkewSeconds,
+        providers: { [c.name]: c.preset(emulator) },
+      });
+      const app = await adapter.start(oauth);
+      return { app, agent: request.agent(app.server) };
+    }
+
+    async function login(agent: request.Agent): Promise<URL> {
+      const started = await agent.get(`/auth/${c.name}/login`).expect(302);
+      const callback = await emulator.authorize(started.headers.location as string);
+      await agent
+        .get(callback.pathname + callback.search)
+        .expect(302)
+        .expect('location', '/');
+      return callback;
+    }
+
+    it('logs in, refreshes when due (or never, without refresh), and revokes at logout', async () => {
+      const { app, agent } = await start();
+      try {
+        emulator.accessTokenTtl = 30; // due at once with the 60 s skew
+        await login(agent);
+        expect(emulator.counts.token).toBe(1);
+        emulator.accessTokenTtl = 3600;
+        const first = (await agent.get(`/token/${c.name}`).expect(200)).body;
+        const second = (await agent.get(`/token/${c.name}`).expect(200)).body;
+        expect(first.tokenType).toBe('Bearer');
+        expect(JSON.stringify(first)).not.toMatch(/refresh/i);
+        if (c.refreshes) {
+          expect(emulator.counts.refresh).toBe(1);
+          expect(second.accessToken).toBe(first.accessToken);
+          expect(first.expiresAt).toBeGreaterThan(Date.now() / 1000 + 3000);
+        } else {
+          expect(emulator.counts.refresh).toBe(0); // Sunshine: valid until revoked
+          expect(first.expiresAt).toBeUndefined();
+        }
+        if (c.name === 'pipedrive') expect(first.extras.api_domain).toBe(emulator.origin);
+        await agent.post(`/auth/${c.name}/logout`).set('accept', 'application/json').expect(204);
+        expect(emulator.counts.revoke).toBe(c.revokes ? 1 : 0);
+        await agent.get(`/token/${c.name}`).expect(401);
+        expect(emulator.rejections).toEqual([]);
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('gives 20 concurrent requests on a due token exactly one refresh', async () => {
+      const { app, agent } = await start();
+      try {
+        emulator.accessTokenTtl = 30;
+        await login(agent);
+        emulator.accessTokenTtl = 3600;
+        const responses = await Promise.all(Array.from({ length: 20 }, () => agent.get(`/token/${c.name}`)));
+        expect(responses.map((r) => r.status)).toEqual(Array(20).fill(200));
+        expect(new Set(responses.map((r) => r.body.accessToken)).size).toBe(1);
+        expect(emulator.counts.refresh).toBe(c.refreshes ? 1 : 0);
+        expect(emulator.rejections).toEqual([]);
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('retries fetch once with a new token after the API says the token expired', async () => {
+      const { app, agent } = await start();
+      try {
+        await login(agent);
+        // Tokens with a lifetime end early at the API; Sunshine's never expire, so its grant is revoked instead.
+        if (c.refreshes) emulator.expireAccessTokens();
+        else emulator.revokeAll();
+        const url = encodeURIComponent(emulator.endpoints.api);
+        const res = await agent.get(`/fetch/${c.name}?url=${url}`).expect(200);
+        expect(emulator.counts.api).toBe(c.refreshes ? 2 : 1);
+        expect(emulator.counts.refresh).toBe(c.refreshes ? 1 : 0);
+        expect(res.body.status).toBe(c.refreshes ? 200 : 401); // without refresh, the API's answer as it is
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('turns a refused code into provider_error with the provider message, and a dead grant into reauth_required', async () => {
+      const { app, agent } = await start();
+      try {
+        const started = await agent.get(`/auth/${c.name}/login`).expect(302);
+        const callback = await emulator.authorize(started.headers.location as string);
+        const code = callback.searchParams.get('code') as string;
+        callback.searchParams.set('code', `${code}-forged`);
+        const refused = await agent.get(callback.pathname + callback.search).expect(502);
+        expect(refused.body).toMatchObject({ error: 'provider_error', provider: c.name });
+        expect(refused.body.provider_error_description).toEqual(expect.any(String)); // the provider's own words
+        expect(refused.text).not.toContain(emulator.clientSecret);
+        expect(refused.text).not.toContain(code);
+
+        if (!c.refreshes) return;
+        emulator.accessTokenTtl = 30;
+        await login(agent);
+        emulator.revokeAll(); // the user removed the app at the provider
+        const dead = await agent.get(`/token/${c.name}`).expect(401);
+        expect(dead.body).toMatchObject({ error: 'reauth_required', provider: c.name });
+        expect(dead.body.provider_error_description).toEqual(expect.any(String));
+        expect(dead.text).not.toContain(emulator.clientSecret);
+        await agent.get(`/token/${c.name}`).expect(401, /not_connected/);
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('turns a declined authorization into 403 access_denied', async () => {
+      const { app, agent } = await start();
+      try {
+        emulator.declineNext = true;
+        const started = await agent.get(`/auth/${c.name}/login`).expect(302);
+        const callback = await emulator.authorize(started.headers.location as string);
+        const res = await agent.get(callback.pathname + callback.search).expect(403);
+        expect(res.body.error).toBe('access_denied');
+        expect(emulator.counts.token).toBe(0);
+      } finally {
+        await app.close();
+      }
+    });
+  });
+});
