@@ -5,16 +5,15 @@
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createOAuth, memoryStore, type OAuth, type OAuthConfig, type TokenStore } from '../src/index.js';
-import { oidc } from '../src/providers/index.js';
 import { redisStore } from '../src/stores/redis.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import {
   BASE_URL,
   CLIENT_ID,
-  CLIENT_SECRET,
   completeLogin,
   startAuthorizationServer,
   type TestServer,
+  testProvider,
 } from './support/authorization-server.js';
 import { redisClient, uniquePrefix } from './support/redis.js';
 
@@ -35,13 +34,7 @@ function config(overrides: Partial<OAuthConfig> = {}): OAuthConfig {
     baseUrl: BASE_URL,
     secret: SECRET,
     providers: {
-      op: oidc({
-        issuer: op.issuer,
-        clientId: CLIENT_ID,
-        clientSecret: CLIENT_SECRET,
-        scopes: ['openid', 'profile', 'email', 'offline_access'],
-        authorizationParams: { prompt: 'consent' },
-      }),
+      op: testProvider(op),
     },
     ...overrides,
   };

@@ -5,15 +5,13 @@
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cookieStore, createOAuth } from '../src/index.js';
-import { oidc } from '../src/providers/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import {
   BASE_URL,
-  CLIENT_ID,
-  CLIENT_SECRET,
   completeLogin,
   startAuthorizationServer,
   type TestServer,
+  testProvider,
 } from './support/authorization-server.js';
 
 let op: TestServer;
@@ -25,13 +23,7 @@ afterAll(async () => {
 });
 
 function provider() {
-  return oidc({
-    issuer: op.issuer,
-    clientId: CLIENT_ID,
-    clientSecret: CLIENT_SECRET,
-    scopes: ['openid', 'profile', 'email', 'offline_access', 'api'],
-    authorizationParams: { prompt: 'consent' },
-  });
+  return testProvider(op, ['api']);
 }
 
 describe.each(adapters)('cookie store on $name', (adapter) => {

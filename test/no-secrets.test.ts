@@ -6,15 +6,14 @@ import { inspect } from 'node:util';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOAuth, OAuthError } from '../src/index.js';
-import { oidc } from '../src/providers/index.js';
 import { adapters } from './support/apps.js';
 import {
   BASE_URL,
-  CLIENT_ID,
   CLIENT_SECRET,
   completeLogin,
   startAuthorizationServer,
   type TestServer,
+  testProvider,
 } from './support/authorization-server.js';
 
 let op: TestServer;
@@ -32,13 +31,7 @@ describe('errors carry no secret', () => {
       baseUrl: BASE_URL,
       secret: 's'.repeat(40),
       providers: {
-        op: oidc({
-          issuer: op.issuer,
-          clientId: CLIENT_ID,
-          clientSecret: CLIENT_SECRET,
-          scopes: ['openid', 'offline_access'],
-          authorizationParams: { prompt: 'consent' },
-        }),
+        op: testProvider(op),
       },
       hooks: { onError: (e) => errors.push(e) },
     });

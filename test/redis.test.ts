@@ -8,16 +8,14 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { oauthErrorHandler, oauthMiddleware } from '../adapters/express/index.js';
 import { createOAuth, type OAuthConfig } from '../src/index.js';
-import { oidc } from '../src/providers/index.js';
 import { redisStore } from '../src/stores/redis.js';
 import { adapters } from './support/apps.js';
 import {
   BASE_URL,
-  CLIENT_ID,
-  CLIENT_SECRET,
   completeLogin,
   startAuthorizationServer,
   type TestServer,
+  testProvider,
 } from './support/authorization-server.js';
 import { privateRedis, redisClient, uniquePrefix } from './support/redis.js';
 
@@ -39,13 +37,7 @@ function config(client: Redis, prefix: string, extra: Partial<OAuthConfig> = {})
     secret: SECRET,
     store: redisStore({ client, prefix, commandTimeoutMs: 500 }),
     providers: {
-      op: oidc({
-        issuer: op.issuer,
-        clientId: CLIENT_ID,
-        clientSecret: CLIENT_SECRET,
-        scopes: ['openid', 'offline_access'],
-        authorizationParams: { prompt: 'consent' },
-      }),
+      op: testProvider(op),
     },
     ...extra,
   };

@@ -9,16 +9,14 @@ import { unsealData } from 'iron-session';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOAuth } from '../src/index.js';
-import { oidc } from '../src/providers/index.js';
 import { redisStore } from '../src/stores/redis.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import {
   BASE_URL,
-  CLIENT_ID,
-  CLIENT_SECRET,
   completeLogin,
   startAuthorizationServer,
   type TestServer,
+  testProvider,
 } from './support/authorization-server.js';
 import { redisClient, uniquePrefix } from './support/redis.js';
 
@@ -40,13 +38,7 @@ beforeAll(async () => {
     secret: SECRET,
     store: redisStore({ client: redis, prefix }),
     providers: {
-      op: oidc({
-        issuer: op.issuer,
-        clientId: CLIENT_ID,
-        clientSecret: CLIENT_SECRET,
-        scopes: ['openid', 'offline_access'],
-        authorizationParams: { prompt: 'consent' },
-      }),
+      op: testProvider(op),
     },
   });
   app = await adapters[0]!.start(oauth);

@@ -69,7 +69,8 @@ export async function startDemoIdp(options: DemoIdpOptions): Promise<DemoIdp> {
     scopes: ['openid', 'offline_access', 'profile', 'email'],
     features: {
       devInteractions: { enabled: true },
-      revocation: { enabled: true },
+      // A client may revoke only its own tokens.
+      revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       ...(options.jwtAccessTokens ? { resourceIndicators: jwtResource(() => options.accessTokenTtl?.() ?? 3600) } : {}),
     },
     rotateRefreshToken: true,

@@ -4,6 +4,7 @@
  */
 import type Provider from 'oidc-provider';
 import { type DemoIdp, startDemoIdp } from '../../examples/demo-idp/index.js';
+import { oidc } from '../../src/providers/index.js';
 
 export const CLIENT_ID = 'test-app';
 export const CLIENT_SECRET = 'test-app-secret-0123456789';
@@ -78,6 +79,20 @@ export async function startAuthorizationServer(
   }
   // The closures above read `state`, so `state` itself becomes the returned object.
   return Object.assign(state, idp, { revokeGrant });
+}
+
+/**
+ * The app's provider definition for this server: refresh tokens need `offline_access` and a
+ * consent prompt (oidc-provider issues them only then).
+ */
+export function testProvider(server: { issuer: string }, extraScopes: string[] = []) {
+  return oidc({
+    issuer: server.issuer,
+    clientId: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    scopes: ['openid', 'profile', 'email', 'offline_access', ...extraScopes],
+    authorizationParams: { prompt: 'consent' },
+  });
 }
 
 const MAX_HOPS = 20;
