@@ -6,6 +6,7 @@
 import { unsealData } from 'iron-session';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulator, startCalcomPlatformEmulator } from './emulators/index.js';
 import {
   BASE_URL,
   CLIENT_ID,
@@ -83,5 +84,68 @@ describe('4 instances sharing Redis, oidc-provider rotating refresh tokens', () 
     expect(current?.consumed).toBeFalsy(); // the newest: the provider still accepts it
     const spent = await op.provider.RefreshToken.find(before);
     expect(spent?.consumed).toBeTruthy();
+  });
+});
+
+describe('4 instances sharing Redis, the Cal.com platform emulator (single-use refresh tokens)', () => {
+  let cal: Emulator;
+  let calWorkers: Workers;
+  const calPrefix = uniquePrefix('multi-cal');
+
+  beforeAll(async () => {
+    cal = await startCalcomPlatformEmulator({ redirectUri: `${BASE_URL}/auth/cal/callback` });
+    calWorkers = await startWorkers(4, {
+      baseUrl: BASE_URL,
+      secret: SECRET,
+      redisUrl: REDIS_URL,
+      prefix: calPrefix,
+      provider: {
+        kind: 'calcom-platform',
+        name: 'cal',
+        clientId: cal.clientId,
+        clientSecret: cal.clientSecret,
+        endpoints: { ...cal.endpoints },
+      },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await calWorkers?.stop();
+    await cal?.close();
+  });
+
+  it('refreshes once for 200 concurrent requests, keeps the newest refresh token, and expires keys with it', async () => {
+    cal.accessTokenTtl = 30;
+    const agent = request.agent(calWorkers.urls[0] as string);
+    const started = await agent.get('/auth/cal/login').expect(302);
+    const callback = await cal.authorize(started.headers.location as string);
+    expect(callback.searchParams.has('state')).toBe(false); // bound by the transaction cookie alone
+    const landed = await agent.get(callback.pathname + callback.search).expect(302);
+    const cookie = (landed.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]).join('; ');
+    cal.accessTokenTtl = 3600;
+
+    const responses = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        request(calWorkers.urls[i % 4] as string)
+          .get('/token/cal')
+          .set('cookie', cookie),
+      ),
+    );
+    expect(responses.map((r) => r.status)).toEqual(Array(200).fill(200));
+    expect(new Set(responses.map((r) => r.body.accessToken)).size).toBe(1);
+    expect(cal.counts.refresh).toBe(1);
+    expect(cal.rejections).toEqual([]);
+
+    // Stored: sealed, and kept as long as Cal.com's refresh token lives (a year), no longer.
+    const [key] = await redis.keys(`${calPrefix}tokens:*`);
+    const ttl = await redis.ttl(key as string);
+    expect(ttl).toBeGreaterThan(364 * 24 * 3600);
+    expect(ttl).toBeLessThanOrEqual(366 * 24 * 3600);
+    // The stored refresh token is the newest: the next refresh (from another instance) is accepted.
+    cal.accessTokenTtl = 30;
+    cal.expireAccessTokens();
+    const stored = await request(calWorkers.urls[3] as string)
+      .get('/token/cal')
+      .set('cookie', cookie);
+    expect(stored.status).toBe(200);
   });
 });
