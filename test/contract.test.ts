@@ -3,7 +3,7 @@
  * against oidc-provider as the real authorization server.
  */
 import request from 'supertest';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createOAuth, memoryStore, type OAuth, type OAuthConfig, type TokenStore } from '../src/index.js';
 import { redisStore } from '../src/stores/redis.js';
 import { adapters, type RunningApp } from './support/apps.js';
@@ -223,6 +223,24 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
       callback.searchParams.delete('iss');
       const res = await agent.get(callback.pathname + callback.search).expect(400);
       expect(res.body.error).toBe('invalid_callback');
+    });
+
+    it('refuses a transaction older than 10 minutes, even with its cookie', async () => {
+      const agent = await start();
+      const started = await agent.get('/auth/op/login').expect(302);
+      const txCookie = firstCookie(started);
+      const callback = await completeLogin(started.headers.location as string);
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 10 * 60 * 1000 + 5000 });
+      try {
+        const res = await request(app.server)
+          .get(callback.pathname + callback.search)
+          .set('cookie', txCookie)
+          .expect(400);
+        expect(res.body.error).toBe('state_mismatch');
+      } finally {
+        vi.useRealTimers();
+      }
+      expect(op.counts.authorization_code).toBe(0);
     });
 
     it('refuses a tampered transaction cookie (400 state_mismatch)', async () => {

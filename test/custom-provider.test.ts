@@ -70,7 +70,8 @@ function startAcme() {
       access.delete(bearer);
       return valid ? send(200, {}) : fail(401, 'unauthorized');
     }
-    if (req.method === 'GET' && url.pathname === '/api/me') {
+    if ((req.method === 'GET' || req.method === 'POST') && url.pathname === '/api/me') {
+      await text(req); // read whatever body came
       calls.api++;
       return valid ? send(200, { name: 'Ada' }) : fail(401, 'unauthorized');
     }
@@ -158,8 +159,18 @@ describe.each(adapters)('a provider described inline, on $name', (adapter) => {
       expect(acme.calls.refresh).toBe(1);
       expect(acme.calls.api).toBe(2);
 
+      // A body that can be read only once is never sent twice: the API's refusal comes back as it is.
+      const { accessToken } = (await agent.get('/token/acme').expect(200)).body;
+      acme.access.delete(accessToken);
+      const streamed = await agent.get(`/fetch-stream/acme?url=${encodeURIComponent(`${origin}/api/me`)}`).expect(200);
+      expect(streamed.body.status).toBe(401);
+      expect(acme.calls.api).toBe(3);
+      expect(acme.calls.refresh).toBe(1);
+      const again = await agent.get(`/fetch/acme?url=${encodeURIComponent(`${origin}/api/me`)}`).expect(200);
+      expect(again.body.status).toBe(200); // a replayable request refreshes and retries
+
       // Logout revokes with a DELETE carrying the bearer token.
-      const cookie = (me.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]).join('; ');
+      const cookie = (again.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]).join('; ');
       await agent.post('/disconnect/acme').expect(204);
       expect(acme.calls.revoke).toBe(1);
       await agent.get('/token/acme').expect(401);
@@ -168,7 +179,7 @@ describe.each(adapters)('a provider described inline, on $name', (adapter) => {
       acme.renewals.clear();
       const refused = await request(eager.server).get('/token/acme').set('cookie', cookie).expect(401);
       expect(refused.body).toMatchObject({ error: 'reauth_required', provider_error: 'invalid_grant' });
-      expect(acme.calls.refresh).toBe(2);
+      expect(acme.calls.refresh).toBe(3);
     } finally {
       await app.close();
       await eager.close();

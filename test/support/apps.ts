@@ -41,6 +41,16 @@ function expressApp(oauth: OAuth) {
     const response = await req.oauth.fetch(req.params.provider, String(req.query.url));
     res.json({ status: response.status, body: await response.json() });
   });
+  app.get('/fetch-stream/:provider', async (req, res) => {
+    // A body that can be read only once: it must never be sent twice.
+    const body = new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('{"once":true}')), c.close()) });
+    const response = await req.oauth.fetch(req.params.provider, String(req.query.url), {
+      method: 'POST',
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    res.json({ status: response.status });
+  });
   app.get('/connected/:provider', async (req, res) => {
     res.json({ connected: await req.oauth.isConnected(req.params.provider), connections: await req.oauth.connections() });
   });
@@ -73,6 +83,14 @@ function koaApp(oauth: OAuth) {
     } else if (ctx.method === 'GET' && first === 'fetch' && second) {
       const response = await ctx.oauth.fetch(second, String(ctx.query.url));
       ctx.body = { status: response.status, body: await response.json() };
+    } else if (ctx.method === 'GET' && first === 'fetch-stream' && second) {
+      const body = new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('{"once":true}')), c.close()) });
+      const response = await ctx.oauth.fetch(second, String(ctx.query.url), {
+        method: 'POST',
+        body,
+        duplex: 'half',
+      } as RequestInit);
+      ctx.body = { status: response.status };
     } else if (ctx.method === 'GET' && first === 'connected' && second) {
       ctx.body = { connected: await ctx.oauth.isConnected(second), connections: await ctx.oauth.connections() };
     } else if (ctx.method === 'POST' && first === 'disconnect' && second) {
