@@ -359,8 +359,10 @@ export function createOAuth(input: OAuthConfig): OAuth {
 
     async function current(name: string): Promise<{ saved: StoredTokens; tokens: StoredTokens }> {
       const saved = await stored(name);
-      if (!saved) throw new OAuthError('not_connected', 'Not connected to this provider.', { provider: name });
-      return { saved, tokens: refreshes.latest(name, saved) };
+      const tokens = saved && refreshes.latest(name, saved);
+      if (saved && !tokens) await session.remove(name); // logged out elsewhere: a stale copy
+      if (!saved || !tokens) throw new OAuthError('not_connected', 'Not connected to this provider.', { provider: name });
+      return { saved, tokens };
     }
 
     /** Hands out `tokens`, writing them to the session first when they are newer than what it holds. */
@@ -429,7 +431,8 @@ export function createOAuth(input: OAuthConfig): OAuth {
       async logout(name) {
         const saved = await stored(name);
         if (!saved) return;
-        const tokens = refreshes.latest(name, saved);
+        const tokens = refreshes.latest(name, saved) ?? saved;
+        refreshes.end(name, saved, tokens);
         await revoke(name, tokens);
         await session.remove(name);
         hooks.onLogout({ provider: name });

@@ -87,15 +87,25 @@ export class RefreshCoordinator {
   readonly #inflight = new Map<string, Promise<StoredTokens>>();
   readonly #successors = new LRUCache<string, StoredTokens>({ max: 5000, ttl: SUCCESSOR_TTL_MS });
 
-  /** The newest tokens this process knows for the grant these tokens belong to. */
-  latest(provider: string, tokens: StoredTokens): StoredTokens {
+  // Grants ended by a logout in this process: a request still carrying their tokens (a stale
+  // cookie) must not bring them back.
+  readonly #ended = new LRUCache<string, true>({ max: 5000, ttl: SUCCESSOR_TTL_MS });
+
+  /** The newest tokens this process knows for the grant these tokens belong to; undefined once logged out. */
+  latest(provider: string, tokens: StoredTokens): StoredTokens | undefined {
     let current = tokens;
-    for (let hops = 0; hops < 100 && current.refreshToken; hops++) {
-      const next = this.#successors.get(key(provider, current.refreshToken));
+    for (let hops = 0; hops < 100; hops++) {
+      if (this.#ended.has(key(provider, current.refreshToken ?? current.accessToken))) return undefined;
+      const next = current.refreshToken ? this.#successors.get(key(provider, current.refreshToken)) : undefined;
       if (!next || next === current) break;
       current = next;
     }
     return current;
+  }
+
+  /** Marks a grant as ended (logout), with every refresh token of its chain this process saw. */
+  end(provider: string, original: StoredTokens, latest: StoredTokens): void {
+    for (const tokens of [original, latest]) this.#ended.set(key(provider, tokens.refreshToken ?? tokens.accessToken), true);
   }
 
   /** Refreshes once for every caller holding the same refresh token. */
@@ -114,7 +124,7 @@ export class RefreshCoordinator {
   }
 }
 
-// Keyed by a hash: the refresh token itself never becomes a map key that could show in a heap dump summary or log.
-function key(provider: string, refreshToken: string): string {
-  return `${provider}\u0000${createHash('sha256').update(refreshToken).digest('base64url')}`;
+// Keyed by a hash: a token itself never becomes a map key that could show in a heap dump summary or log.
+function key(provider: string, token: string): string {
+  return `${provider}\u0000${createHash('sha256').update(token).digest('base64url')}`;
 }

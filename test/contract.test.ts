@@ -434,6 +434,15 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
       expect(token.body.error).toBe('not_connected');
     });
 
+    it('does not let a request carrying the pre-logout cookie bring the tokens back', async () => {
+      const agent = await start();
+      await login(agent);
+      const stale = await cookieOf(agent);
+      await agent.post('/auth/op/logout').set('accept', 'application/json').expect(204);
+      const res = await request(app.server).get('/token/op').set('cookie', stale).expect(401);
+      expect(res.body.error).toBe('not_connected');
+    });
+
     it('answers 204 to a client asking for JSON, and reads returnTo from a form body', async () => {
       const agent = await start();
       await login(agent);
