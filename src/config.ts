@@ -188,15 +188,16 @@ function checkSecret(value: unknown): Secret {
  */
 export function safeReturnTo(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length === 0 || value.length > 2048) return undefined;
-  if (!value.startsWith('/') || value.startsWith('//') || value.includes('\\')) return undefined;
   // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
-  if (/[\u0000-\u001f\u007f]/.test(value)) return undefined;
-  // Resolve against a dummy origin: whatever the browser would make of it must stay on that origin.
+  if (/[\u0000-\u001f\u007f\\]/.test(value)) return undefined;
+  // Resolve as a browser would (dot segments, percent-encoded dots): the result must still be a
+  // local path, checked again after normalising, since `/..//evil.example` normalises to `//evil.example`.
   const resolved = new URL(value, 'http://local.invalid');
-  if (resolved.origin !== 'http://local.invalid') return undefined;
-  return resolved.pathname + resolved.search + resolved.hash;
+  const path = resolved.pathname + resolved.search + resolved.hash;
+  if (resolved.origin !== 'http://local.invalid' || !value.startsWith('/') || value.startsWith('//')) return undefined;
+  if (!path.startsWith('/') || path.startsWith('//') || path.includes('\\')) return undefined;
+  return path;
 }
-
 function safeHooks(hooks: OAuthHooks): Required<OAuthHooks> {
   const wrap =
     <E>(fn: ((event: E) => void) | undefined) =>

@@ -144,6 +144,10 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
       ['https://evil.example/'],
       ['javascript:alert(1)'],
       ['/\t/evil.example'],
+      ['/..//evil.example/x'],
+      ['/.//evil.example'],
+      ['/%2e%2e//evil.example'],
+      ['/a/../..//evil.example'],
       ['evil'],
       [''],
     ])('ignores the unsafe returnTo %j and lands on afterLogin', async (returnTo) => {
@@ -450,6 +454,9 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
       await login(agent);
       const res = await agent.post('/auth/op/logout').type('form').send({ returnTo: '//evil.example' }).expect(302);
       expect(res.headers.location).toBe('/');
+      await login(agent);
+      const dotted = await agent.post('/auth/op/logout?returnTo=/..//evil.example').set('accept', 'text/html').expect(302);
+      expect(dotted.headers.location).toBe('/');
     });
   });
 
