@@ -109,6 +109,7 @@ const TRANSACTION_TTL_SECONDS = 600;
 const REFRESH_LOCK_TTL_MS = 15_000;
 const REFRESH_WAIT_MS = 20_000;
 const TRANSACTION_COOKIE = 'oauth_tx.';
+const STATELESS_WINDOW_MS = 2 * 60 * 1000;
 // randomState() gives 43 base64url characters; anything else in a callback is not ours.
 const STATE_FORMAT = /^[A-Za-z0-9_-]{16,128}$/;
 
@@ -199,7 +200,10 @@ export function createOAuth(input: OAuthConfig): OAuth {
 
   /**
    * For a provider that may not echo `state`: the newest of this provider's transactions. Their
-   * cookies are scoped to this provider's callback path, so the browser sends only these.
+   * cookies are scoped to this provider's callback path, so the browser sends only these. Only a
+   * login started in the last two minutes qualifies: without `state` (and such providers take no
+   * PKCE either) nothing else binds the code to this browser, so the window for a forged callback
+   * (login CSRF) is kept short.
    */
   async function newestTransaction(name: string, cookies: RequestCookies) {
     let newest: { cookieName: string; transaction: Transaction } | undefined;
@@ -207,6 +211,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     for (const cookieName of names.slice(0, 10)) {
       const transaction = await transactionOf(cookieName.slice(TRANSACTION_COOKIE.length), cookies);
       if (transaction?.transaction?.provider !== name) continue;
+      if (transaction.transaction.createdAt < Date.now() - STATELESS_WINDOW_MS) continue;
       if (!newest || transaction.transaction.createdAt > newest.transaction.createdAt) {
         newest = { cookieName, transaction: transaction.transaction };
       }

@@ -7,7 +7,7 @@
  * provokes one.
  */
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createOAuth } from '../src/index.js';
 import {
   calcomPlatform,
@@ -200,5 +200,46 @@ describe.each(cases)('$name', (c) => {
         await app.close();
       }
     });
+  });
+});
+
+describe('callbacks without state', () => {
+  it('are refused for a provider that echoes state (Pipedrive), and accepted briefly where it may not (Cal.com)', async () => {
+    const pd = await startPipedriveEmulator({ redirectUri: `${BASE_URL}/auth/pd/callback` });
+    const cal = await startCalcomPlatformEmulator({ redirectUri: `${BASE_URL}/auth/cal/callback` });
+    const oauth = createOAuth({
+      baseUrl: BASE_URL,
+      secret: 's'.repeat(40),
+      providers: { pd: pipedrive(credentials(pd)), cal: calcomPlatform(credentials(cal)) },
+    });
+    const app = await adapters[0]!.start(oauth);
+    try {
+      const agent = request.agent(app.server);
+      const pdStart = await agent.get('/auth/pd/login').expect(302);
+      const pdBack = await pd.authorize(pdStart.headers.location as string);
+      pdBack.searchParams.delete('state'); // an attacker's callback carries no state
+      const refused = await agent.get(pdBack.pathname + pdBack.search).expect(400);
+      expect(refused.body.error).toBe('state_mismatch');
+      expect(pd.counts.token).toBe(0);
+
+      // Cal.com: a stateless callback binds to a login started in the last two minutes, not older.
+      const calStart = await agent.get('/auth/cal/login').expect(302);
+      const calBack = await cal.authorize(calStart.headers.location as string);
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 3 * 60 * 1000 });
+      try {
+        const stale = await agent.get(calBack.pathname + calBack.search).expect(400);
+        expect(stale.body.error).toBe('state_mismatch');
+      } finally {
+        vi.useRealTimers();
+      }
+      const fresh = await agent.get('/auth/cal/login').expect(302);
+      const freshBack = await cal.authorize(fresh.headers.location as string);
+      await agent.get(freshBack.pathname + freshBack.search).expect(302);
+      expect(cal.counts.token).toBe(1);
+    } finally {
+      await app.close();
+      await pd.close();
+      await cal.close();
+    }
   });
 });

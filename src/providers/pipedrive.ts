@@ -6,7 +6,10 @@ import type { ProviderDefinition } from './types.js';
  * Pipedrive (shared/providers/CONTRACTS.md §1). Hosts from the facts: the seeds' api.pipedrive.com is wrong.
  * - No `scope` (scopes live in the Developer Hub) and no PKCE: both break authorization (Nango ac05c5bac9).
  * - `response_type` is undocumented [U]: not sent.
- * - `state` may be absent on Marketplace installs: the transaction cookie then binds the callback.
+ * - `state` is always sent and required back. Installs started from the Marketplace may come without
+ *   it [P]; they have no login transaction in this browser either, so they cannot be accepted
+ *   safely (a stateless callback without PKCE could be forged): send Marketplace users to the
+ *   app's login route instead.
  * - Denial is `error=user_denied`. Basic client auth, form bodies, RFC 7009 revocation.
  * - Refresh at `/oauth/token` without the seeds' trailing slash; tokens do not rotate [P] (a new
  *   refresh token [U] would be kept all the same). `api_domain` is kept: API calls go there.
@@ -17,7 +20,6 @@ export const pipedriveProfile: ProviderProfile = {
     url: 'https://oauth.pipedrive.com/oauth/authorize',
     omit: ['scope', 'response_type'],
     pkce: false,
-    state: 'optional',
     deniedErrors: ['user_denied'],
   },
   token: { url: 'https://oauth.pipedrive.com/oauth/token', encoding: 'form', clientAuth: { in: 'basic' } },
