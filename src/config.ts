@@ -126,7 +126,8 @@ export function resolveConfig(config: OAuthConfig): ResolvedConfig {
   if (!Number.isFinite(refreshSkewSeconds) || refreshSkewSeconds < 0)
     throw invalid('refreshSkewSeconds', 'must be a number >= 0');
 
-  const cookieName = config.cookieName ?? 'oauth_session';
+  // __Host-: over https, a cookie only this exact origin can set (no sibling subdomain can plant a session).
+  const cookieName = config.cookieName ?? (baseUrl.startsWith('https:') ? '__Host-oauth_session' : 'oauth_session');
   if (!COOKIE_NAME.test(cookieName)) throw invalid('cookieName', 'must use letters, digits, - and _ only');
 
   const sessionMaxAgeSeconds = config.sessionMaxAgeSeconds ?? 30 * 24 * 3600;

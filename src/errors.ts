@@ -13,7 +13,8 @@ export type OAuthErrorCode =
   | 'provider_unavailable'
   | 'invalid_response'
   | 'store_unavailable'
-  | 'session_too_large';
+  | 'session_too_large'
+  | 'cross_site_request';
 
 const STATUS: Readonly<Record<OAuthErrorCode, number>> = Object.freeze({
   config_invalid: 500,
@@ -28,6 +29,7 @@ const STATUS: Readonly<Record<OAuthErrorCode, number>> = Object.freeze({
   invalid_response: 502,
   store_unavailable: 503,
   session_too_large: 500,
+  cross_site_request: 403,
 });
 
 export interface OAuthErrorOptions {

@@ -143,8 +143,11 @@ export function createOAuth(input: OAuthConfig): OAuth {
     return `${config.baseUrl}${config.prefix}/${name}/callback`;
   }
 
+  // __Secure-: over https, a cookie no plain-http page (or network attacker) can set.
+  const transactionPrefix = (config.secureCookies ? '__Secure-' : '') + TRANSACTION_COOKIE;
+
   function transactionCookie(state: string) {
-    return TRANSACTION_COOKIE + state;
+    return transactionPrefix + state;
   }
 
   function transactionAttributes(name: string) {
@@ -207,9 +210,9 @@ export function createOAuth(input: OAuthConfig): OAuth {
    */
   async function newestTransaction(name: string, cookies: RequestCookies) {
     let newest: { cookieName: string; transaction: Transaction } | undefined;
-    const names = cookies.names().filter((n) => n.startsWith(TRANSACTION_COOKIE));
+    const names = cookies.names().filter((n) => n.startsWith(transactionPrefix));
     for (const cookieName of names.slice(0, 10)) {
-      const transaction = await transactionOf(cookieName.slice(TRANSACTION_COOKIE.length), cookies);
+      const transaction = await transactionOf(cookieName.slice(transactionPrefix.length), cookies);
       if (transaction?.transaction?.provider !== name) continue;
       if (transaction.transaction.createdAt < Date.now() - STATELESS_WINDOW_MS) continue;
       if (!newest || transaction.transaction.createdAt > newest.transaction.createdAt) {
@@ -242,12 +245,22 @@ export function createOAuth(input: OAuthConfig): OAuth {
       throw asProviderError(err, name);
     }
     await session.renew();
+    refreshes.revive(name, tokens); // a provider may hand out the same tokens again after a logout
     await session.put(name, tokens);
     hooks.onLogin({ provider: name, claims });
     return { status: 302, location: transaction.returnTo };
   }
 
   async function logout(name: string, request: HttpRequest, query: URLSearchParams, context: OAuthContext): Promise<RouteResult> {
+    // SameSite=Lax keeps our cookie off cross-site POSTs, but an app keying tokens by `subject`
+    // may authenticate with cookies of its own: refuse what the browser says came from elsewhere.
+    const origin = header(request, 'origin');
+    if (
+      header(request, 'sec-fetch-site') === 'cross-site' ||
+      (origin !== undefined && origin !== new URL(config.baseUrl).origin)
+    ) {
+      throw new OAuthError('cross_site_request', 'Logout is accepted only from this site.', { provider: name });
+    }
     await context.logout(name);
     if (wantsJson(request)) return { status: 204 };
     const bodyReturnTo = (request.body as { returnTo?: unknown } | undefined)?.returnTo;
@@ -268,6 +281,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       const store = config.store;
       const key = await session.sharedKey();
       if (store.kind === 'server' && store.lock && key !== undefined) {
+        await connect(name); // discovery before the lock: the lock's lifetime is for the refresh alone
         return lockedRefresh(name, tokens, refreshToken, session, key, store.lock.bind(store));
       }
       return providerRefresh(name, tokens, refreshToken, session);
@@ -300,13 +314,21 @@ export function createOAuth(input: OAuthConfig): OAuth {
     key: string,
     lock: NonNullable<ServerTokenStore['lock']>,
   ): Promise<StoredTokens> {
-    const deadline = Date.now() + REFRESH_WAIT_MS;
+    // The lock outlives the slowest refresh the provider's timeout allows.
+    const lockTtl = Math.max(REFRESH_LOCK_TTL_MS, (definition(name).timeoutSeconds + 5) * 1000);
+    const deadline = Date.now() + Math.max(REFRESH_WAIT_MS, lockTtl + 5000);
+    const ended = () =>
+      new OAuthError('provider_error', 'The login ended while waiting for its refresh.', {
+        provider: name,
+        error: 'invalid_grant',
+      });
     for (let attempt = 0; ; attempt++) {
-      const held = await guard(() => lock(`refresh:${name}:${key}`, REFRESH_LOCK_TTL_MS));
+      const held = await guard(() => lock(`refresh:${name}:${key}`, lockTtl));
       if (held) {
         try {
           const stored = await session.readShared(name);
-          if (stored && replaced(stored, tokens)) return stored;
+          if (!stored) throw ended(); // logged out meanwhile (another instance): never bring it back
+          if (replaced(stored, tokens)) return stored;
           const fresh = await providerRefresh(name, tokens, refreshToken, session);
           if (fresh !== stored) {
             await session.writeShared(key, name, fresh);
@@ -319,12 +341,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(250, 10 * 2 ** attempt) * (0.5 + Math.random())));
       const stored = await session.readShared(name);
-      if (!stored) {
-        throw new OAuthError('provider_error', 'The login ended while waiting for its refresh.', {
-          provider: name,
-          error: 'invalid_grant',
-        });
-      }
+      if (!stored) throw ended();
       if (replaced(stored, tokens)) return stored;
       if (Date.now() > deadline) {
         throw new OAuthError('provider_unavailable', 'Another instance is still refreshing this token.', { provider: name });
@@ -387,7 +404,11 @@ export function createOAuth(input: OAuthConfig): OAuth {
       } catch (err) {
         const error = asProviderError(err, name);
         if (error.code === 'provider_error' && error.error === 'invalid_grant') {
-          await session.remove(name);
+          // A cookie-store session cannot learn of a sibling instance's refresh: the browser may be
+          // receiving that instance's new cookie right now, so this response must not delete it.
+          // The grant ends in this process; its next request here clears the cookie.
+          if (config.store.kind === 'cookie') refreshes.end(name, saved, tokens);
+          else await session.remove(name);
           throw new OAuthError('reauth_required', 'The provider no longer accepts this login. Please sign in again.', {
             provider: name,
             error: error.error,
@@ -407,6 +428,9 @@ export function createOAuth(input: OAuthConfig): OAuth {
     async function getToken(name: string): Promise<TokenSet> {
       const { saved, tokens } = await current(name);
       if (!isDue(tokens, config.refreshSkewSeconds)) return use(name, saved, tokens);
+      // Response already streaming: a refresh now would spend a refresh token whose successor
+      // could not be stored. The current token does while it lasts.
+      if (!session.canPersist() && !isExpired(tokens)) return toTokenSet(tokens);
       if (tokens.refreshToken) return renew(name, saved, tokens, tokens.refreshToken);
       if (!isExpired(tokens)) return use(name, saved, tokens);
       await session.remove(name);

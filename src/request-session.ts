@@ -56,6 +56,15 @@ export class RequestSession {
     return this.#loaded;
   }
 
+  /**
+   * Whether new tokens would reach their store: false for cookie-store tokens once the response
+   * head is sent (a refresh then would spend a refresh token whose successor cannot be kept).
+   */
+  canPersist(): boolean {
+    const { cookies } = this.#source;
+    return this.#config.store.kind !== 'cookie' || cookies === undefined || cookies.writable();
+  }
+
   /** The store key of a server-store session (for locks and fresh reads); undefined for the cookie store. */
   async sharedKey(): Promise<string | undefined> {
     if (this.#config.store.kind !== 'server') return undefined;
@@ -152,6 +161,7 @@ export class RequestSession {
       const store = this.#config.store;
       if (store.kind === 'server') {
         if (!persisted) await this.#writeServer(store, provider, tokens);
+        else await this.#renewSidCookie(await this.#key);
       } else await this.#writeCookie({ tokens: updated }, Object.keys(updated).length === 0);
       this.#loaded = Promise.resolve(updated);
     });
@@ -169,9 +179,14 @@ export class RequestSession {
       this.#sid = randomBytes(32).toString('base64url');
       key = this.#sid;
       this.#key = Promise.resolve(key);
-      await this.#writeCookie({ sid: this.#sid }, false);
     }
     await this.#putSealed(store, key, provider, tokens);
+    await this.#renewSidCookie(key);
+  }
+
+  /** The session id cookie, written (again) on every write: a session in use never reaches its Max-Age. */
+  async #renewSidCookie(key: string | undefined): Promise<void> {
+    if (this.#sid !== undefined && this.#sid === key) await this.#writeCookie({ sid: this.#sid }, false);
   }
 
   async #putSealed(store: ServerTokenStore, key: string, provider: string, tokens: StoredTokens): Promise<void> {

@@ -97,6 +97,9 @@ export class RequestCookies {
   #parsed: Record<string, string | undefined> | undefined;
   readonly #header: string | undefined;
   readonly #response: ResponseCookies;
+  // Names this response already wrote: a later write in the same response must see them too
+  // (a session shrunk to one cookie, then grown back to chunks, must not leave the single one).
+  readonly #written = new Set<string>();
 
   constructor(header: string | undefined, response: ResponseCookies) {
     this.#header = header;
@@ -107,8 +110,14 @@ export class RequestCookies {
     return this.#all()[name];
   }
 
+  /** Names the request carried and names this response has written. */
   names(): string[] {
-    return Object.keys(this.#all());
+    return [...new Set([...Object.keys(this.#all()), ...this.#written])];
+  }
+
+  /** False once the response head is sent: cookies can no longer change. */
+  writable(): boolean {
+    return this.#response.writable();
   }
 
   #all(): Record<string, string | undefined> {
@@ -131,6 +140,7 @@ export class RequestCookies {
     const header = serializeCookie(name, value ?? '', options);
     const others = this.#response.getSetCookie().filter((line) => !line.startsWith(`${name}=`));
     this.#response.setSetCookie([...others, header]);
+    this.#written.add(name);
     return true;
   }
 }

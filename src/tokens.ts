@@ -103,6 +103,11 @@ export class RefreshCoordinator {
     return current;
   }
 
+  /** Newly issued tokens are never "ended", even if a provider hands out the same ones again. */
+  revive(provider: string, tokens: StoredTokens): void {
+    this.#ended.delete(key(provider, tokens.refreshToken ?? tokens.accessToken));
+  }
+
   /** Marks a grant as ended (logout), with every refresh token of its chain this process saw. */
   end(provider: string, original: StoredTokens, latest: StoredTokens): void {
     for (const tokens of [original, latest]) this.#ended.set(key(provider, tokens.refreshToken ?? tokens.accessToken), true);

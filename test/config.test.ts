@@ -28,6 +28,7 @@ describe('createOAuth configuration', () => {
     expect(oauth.config.prefix).toBe('/auth');
     expect(oauth.config.secureCookies).toBe(true);
     expect(oauth.config.store.kind).toBe('cookie');
+    expect(oauth.config.cookieName).toBe('__Host-oauth_session'); // https: no subdomain can plant it
   });
 
   it.each<[string, (c: OAuthConfig) => OAuthConfig, string]>([

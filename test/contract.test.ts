@@ -336,8 +336,11 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
       const agent = await start();
       op.accessTokenTtl = 30; // due at once with the default 60 s skew
       await login(agent);
-      const first = (await agent.get('/token/op').expect(200)).body;
+      const refreshed = await agent.get('/token/op').expect(200);
+      const first = refreshed.body;
       expect(op.counts.refresh_token).toBe(1);
+      // Every write renews the session cookie's lifetime, whichever store holds the tokens.
+      expect(JSON.stringify(refreshed.headers['set-cookie'] ?? [])).toContain('oauth_session');
       // The refreshed token is due again (30 s): a second refresh must use the rotated refresh token.
       const second = (await agent.get('/token/op').expect(200)).body;
       expect(op.counts.refresh_token).toBe(2);
@@ -436,6 +439,22 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
       expect(op.counts.revocation).toBe(1);
       const token = await agent.get('/token/op').expect(401);
       expect(token.body.error).toBe('not_connected');
+    });
+
+    it('refuses a cross-site logout (403 cross_site_request) and keeps the tokens', async () => {
+      const agent = await start();
+      await login(agent);
+      const foreign = await agent.post('/auth/op/logout').set('origin', 'https://evil.example').expect(403);
+      expect(foreign.body.error).toBe('cross_site_request');
+      await agent.post('/auth/op/logout').set('sec-fetch-site', 'cross-site').expect(403);
+      expect(op.counts.revocation).toBe(0);
+      await agent.get('/token/op').expect(200);
+      await agent
+        .post('/auth/op/logout')
+        .set('origin', new URL(BASE_URL).origin)
+        .set('sec-fetch-site', 'same-origin')
+        .expect(302);
+      expect(op.counts.revocation).toBe(1);
     });
 
     it('does not let a request carrying the pre-logout cookie bring the tokens back', async () => {

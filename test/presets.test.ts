@@ -112,6 +112,8 @@ describe('presets', () => {
     expect(microsoft({ ...credentials, tenant: 'contoso.example' }).nonce).toBe(true);
     expect(microsoft(credentials).nonce).toBe(false); // multi-tenant: no issuer to check
     expect(github(credentials).nonce).toBe(false);
+    // No `openid` scope, no ID token: a nonce would make openid-client demand one.
+    expect(google({ ...credentials, scopes: ['https://www.googleapis.com/auth/calendar.readonly'] }).nonce).toBe(false);
   });
 
   it('lets endpoints replace any URL, and validates them at start-up', () => {

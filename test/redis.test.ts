@@ -90,7 +90,7 @@ describe.each(adapters)('redis store on $name', (adapter) => {
       op.accessTokenTtl = 3600;
       // A holder that took the session's refresh lock and died: its lock expires after 600 ms.
       const [tokenKey] = await shared.keys(`${prefix}tokens:*`);
-      const sessionKey = (tokenKey as string).slice(`${prefix}tokens:`.length, -':op'.length);
+      const sessionKey = (tokenKey as string).slice(`${prefix}tokens:{`.length, -'}:op'.length);
       await shared.set(`${prefix}lock:refresh:op:${sessionKey}`, 'crashed-holder', 'PX', 600);
       const started = Date.now();
       const res = await agent.get('/token/op').expect(200);

@@ -50,7 +50,8 @@ export function fromProfile(
     clientId: options.clientId,
     scopes,
     pkce,
-    nonce: profile.oidc !== undefined,
+    nonce: profile.oidc !== undefined && scopes.includes('openid'),
+    timeoutSeconds: options.timeoutSeconds ?? 10,
     deniedErrors: ['access_denied', ...(profile.authorization.deniedErrors ?? [])],
     stateOptional: profile.authorization.state === 'optional',
     expiredStatuses: profile.expiredStatuses ?? [401],
@@ -93,6 +94,7 @@ export function fromProfile(
         scopeSeparator: profile.authorization.scopeSeparator,
         sendState: profile.token.sendState,
         noRefresh: profile.refresh === false,
+        secrets: [options.clientSecret],
         revoke:
           profile.revoke?.kind === 'request'
             ? requestRevoke(profile.revoke, urls.revoke as string, options, timeoutSeconds)

@@ -31,6 +31,7 @@ export function oidc(options: OidcOptions): ProviderDefinition {
       scopes,
       authorizationParams: options.authorizationParams ?? {},
       timeoutSeconds: options.timeoutSeconds ?? 10,
+      secrets: [options.clientSecret],
     });
   }
 
@@ -39,7 +40,9 @@ export function oidc(options: OidcOptions): ProviderDefinition {
     clientId: options.clientId,
     scopes,
     pkce: true,
-    nonce: true,
+    // An ID token (and so a nonce) only when `openid` is asked for: without it there is none.
+    nonce: scopes.includes('openid'),
+    timeoutSeconds: options.timeoutSeconds ?? 10,
     deniedErrors: ['access_denied'],
     stateOptional: false,
     expiredStatuses: [401],

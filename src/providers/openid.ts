@@ -59,6 +59,8 @@ export interface OpenIdSettings {
   noRefresh?: boolean | undefined;
   /** A revocation that is not RFC 7009 (or undefined: RFC 7009 when the server has an endpoint). */
   revoke?: ProviderClient['revoke'];
+  /** Redacted from any provider message kept in an error (the client secret). */
+  secrets?: ReadonlyArray<string | undefined> | undefined;
 }
 
 /** Wraps a ready openid-client Configuration as a ProviderClient. */
@@ -71,7 +73,7 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
       ? async ({ accessToken, refreshToken }: { accessToken: string; refreshToken?: string | undefined }) => {
           // Revoking the refresh token ends the grant (RFC 7009 §2.1); an access token alone is all some grants have.
           const [token, hint] = refreshToken ? [refreshToken, 'refresh_token'] : [accessToken, 'access_token'];
-          await call(() => client.tokenRevocation(config, token, { token_type_hint: hint }));
+          await call(() => client.tokenRevocation(config, token, { token_type_hint: hint }), settings.secrets);
         }
       : undefined);
 
@@ -99,19 +101,21 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
     },
 
     async exchangeCode(callbackUrl: URL, _redirectUri: string, checks: LoginChecks): Promise<ProviderTokens> {
-      const response = await call(() =>
-        client.authorizationCodeGrant(
-          config,
-          callbackUrl,
-          {
-            // A provider that may not echo state was bound by the transaction cookie instead (see the flow).
-            expectedState: callbackUrl.searchParams.has('state') ? checks.state : client.skipStateCheck,
-            pkceCodeVerifier: checks.codeVerifier,
-            expectedNonce: checks.nonce,
-            idTokenExpected: checks.nonce !== undefined,
-          },
-          settings.sendState ? { state: checks.state } : undefined,
-        ),
+      const response = await call(
+        () =>
+          client.authorizationCodeGrant(
+            config,
+            callbackUrl,
+            {
+              // A provider that may not echo state was bound by the transaction cookie instead (see the flow).
+              expectedState: callbackUrl.searchParams.has('state') ? checks.state : client.skipStateCheck,
+              pkceCodeVerifier: checks.codeVerifier,
+              expectedNonce: checks.nonce,
+              idTokenExpected: checks.nonce !== undefined,
+            },
+            settings.sendState ? { state: checks.state } : undefined,
+          ),
+        settings.secrets,
       );
       return normalise(response);
     },
@@ -120,7 +124,7 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
       if (settings.noRefresh) {
         throw new OAuthError('provider_error', 'The provider has no refresh grant.', { error: 'invalid_grant' });
       }
-      return normalise(await call(() => client.refreshTokenGrant(config, refreshToken)));
+      return normalise(await call(() => client.refreshTokenGrant(config, refreshToken), settings.secrets));
     },
 
     ...(revoke ? { revoke } : {}),
@@ -153,23 +157,36 @@ function normalise(response: client.TokenEndpointResponse & client.TokenEndpoint
  * Runs one openid-client call and translates its failures. The provider name is added by the
  * flow (a provider file does not know the name it was configured under).
  */
-export async function call<T>(run: () => Promise<T>): Promise<T> {
+export async function call<T>(run: () => Promise<T>, secrets: ReadonlyArray<string | undefined> = []): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    throw translateClientError(err);
+    throw translateClientError(err, secrets);
   }
 }
 
-/** Maps openid-client and fetch failures onto OAuthError codes. */
-export function translateClientError(err: unknown): OAuthError {
+/**
+ * Maps openid-client and fetch failures onto OAuthError codes. The original error is not kept as
+ * the cause: some carry the whole response body (tokens included). The cause is a summary.
+ */
+export function translateClientError(err: unknown, secrets: ReadonlyArray<string | undefined> = []): OAuthError {
   if (err instanceof OAuthError) return err;
+  const cause = summary(err);
   if (err instanceof client.ResponseBodyError) {
-    if (err.status === 429) return new OAuthError('provider_unavailable', 'The provider is rate limiting.', { cause: err });
+    if (err.status === 429) return new OAuthError('provider_unavailable', 'The provider is rate limiting.', { cause });
     return new OAuthError('provider_error', 'The provider refused the request.', {
       error: err.error,
-      errorDescription: err.error_description,
-      cause: err,
+      errorDescription: redact(err.error_description, secrets),
+      cause,
+    });
+  }
+  if (err instanceof client.WWWAuthenticateChallengeError) {
+    // RFC 6749 §5.2: a 401 with a challenge, typically invalid_client under HTTP Basic.
+    const parameters = err.cause[0]?.parameters;
+    return new OAuthError('provider_error', 'The provider refused the client credentials.', {
+      error: parameters?.error ?? 'invalid_client',
+      errorDescription: redact(parameters?.error_description, secrets),
+      cause,
     });
   }
   if (err instanceof client.ClientError) {
@@ -179,13 +196,32 @@ export function translateClientError(err: unknown): OAuthError {
       err.code === 'OAUTH_ABORT' ||
       (response && (response.status >= 500 || response.status === 429))
     ) {
-      return new OAuthError('provider_unavailable', 'The provider did not answer in time or failed.', { cause: err });
+      return new OAuthError('provider_unavailable', 'The provider did not answer in time or failed.', { cause });
     }
-    return new OAuthError('invalid_response', 'The provider sent an answer that failed validation.', { cause: err });
+    return new OAuthError('invalid_response', 'The provider sent an answer that failed validation.', { cause });
   }
   // fetch() rejects with a TypeError for network failures (refused, reset, DNS).
   if (err instanceof TypeError) {
-    return new OAuthError('provider_unavailable', 'The provider could not be reached.', { cause: err });
+    return new OAuthError('provider_unavailable', 'The provider could not be reached.', { cause });
   }
-  return new OAuthError('invalid_response', 'The provider call failed unexpectedly.', { cause: err });
+  return new OAuthError('invalid_response', 'The provider call failed unexpectedly.', { cause });
+}
+
+function summary(err: unknown): Error {
+  if (!(err instanceof Error)) return new Error('non-error thrown');
+  const code = (err as { code?: unknown }).code;
+  const network = (err.cause as { code?: unknown } | undefined)?.code;
+  const parts = [
+    err.name,
+    typeof code === 'string' ? code : undefined,
+    err.message,
+    typeof network === 'string' ? network : undefined,
+  ];
+  return new Error(parts.filter(Boolean).join(': '));
+}
+
+function redact(text: string | undefined, secrets: ReadonlyArray<string | undefined>): string | undefined {
+  let safe = text;
+  for (const secret of secrets) if (safe !== undefined && secret) safe = safe.split(secret).join('[redacted]');
+  return safe?.slice(0, 300);
 }

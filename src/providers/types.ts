@@ -62,6 +62,8 @@ export interface ProviderDefinition {
   readonly stateOptional: boolean;
   /** API statuses meaning "access token expired", for `req.oauth.fetch` (401; Cal.com adds 498). */
   readonly expiredStatuses: readonly number[];
+  /** Per-request timeout towards the provider, in seconds (refresh locks outlive it). */
+  readonly timeoutSeconds: number;
   /** Problems with this definition, as `[field, reason]`, checked by `createOAuth` at start-up. */
   problems(): Array<[field: string, reason: string]>;
   connect(): Promise<ProviderClient>;

@@ -46,7 +46,8 @@ export function redisStore(options: RedisStoreOptions): ServerTokenStore {
   const { client } = options;
   const prefix = options.prefix ?? 'oauth:';
   const timeoutMs = options.commandTimeoutMs ?? 2000;
-  const tokenKey = (key: string, provider: string) => `${prefix}tokens:${key}:${provider}`;
+  // The session key in braces is a Redis Cluster hash tag: one session's keys share a slot, so MGET works there too.
+  const tokenKey = (key: string, provider: string) => `${prefix}tokens:{${key}}:${provider}`;
   const bounded = <T>(command: Promise<T>): Promise<T> => withTimeout(command, timeoutMs);
 
   return {
