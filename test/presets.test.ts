@@ -119,7 +119,7 @@ describe('presets', () => {
   it('lets endpoints replace any URL, and validates them at start-up', () => {
     const local = pipedrive({
       ...credentials,
-      endpoints: { authorization: 'http://127.0.0.1:1/a', token: 'http://127.0.0.1:1/t' },
+      endpoints: { authorization: 'http://127.0.0.1:1/a', token: 'http://127.0.0.1:1/t', revoke: 'http://127.0.0.1:1/r' },
     });
     expect(() => createOAuth({ baseUrl: redirect, secret: 's'.repeat(32), providers: { p: local } })).not.toThrow();
     const bad = pipedrive({ ...credentials, endpoints: { token: 'http://evil.example/token' } });
@@ -134,6 +134,44 @@ describe('presets', () => {
     expect(() => createOAuth({ baseUrl: redirect, secret: 's'.repeat(32), providers: { c: noSecret } })).toThrow(
       expect.objectContaining({ code: 'config_invalid', field: 'providers.c.clientSecret' }),
     );
+  });
+
+  it.each<[string, ProviderDefinition, string]>([
+    ['calcomPlatform', calcomPlatform({ ...credentials, endpoints: { token: 'http://127.0.0.1:1/t' } }), 'refresh'],
+    ['dropboxSign', dropboxSign({ ...credentials, endpoints: { token: 'http://127.0.0.1:1/t' } }), 'refresh'],
+    ['pipedrive', pipedrive({ ...credentials, endpoints: { token: 'http://127.0.0.1:1/t' } }), 'revoke'],
+    ['sunshineConversations', sunshineConversations({ ...credentials, endpoints: { token: 'http://127.0.0.1:1/t' } }), 'revoke'],
+    ['github', github({ ...credentials, endpoints: { authorization: 'https://ghe.example/login/oauth/authorize' } }), 'revoke'],
+  ])(
+    '%s refuses a token or authorization URL moved alone: its %s URL would still reach the production host',
+    (_name, provider, field) => {
+      const attempt = () => createOAuth({ baseUrl: redirect, secret: 's'.repeat(32), providers: { p: provider } });
+      expect(attempt).toThrow(expect.objectContaining({ code: 'config_invalid', field: `providers.p.endpoints.${field}` }));
+      expect(attempt).toThrow(/set too/);
+      expect(attempt).not.toThrow(/the-secret/);
+    },
+  );
+
+  it('accepts a partial override that moves nothing off the provider, or that sets every URL it must', () => {
+    const create = (provider: ProviderDefinition) =>
+      createOAuth({ baseUrl: redirect, secret: 's'.repeat(32), providers: { p: provider } });
+    // Same origin, another path (a self-hosted mount): the refresh URL stays on that host, as it should.
+    expect(() =>
+      create(calcomPlatform({ ...credentials, endpoints: { token: 'https://api.cal.com/api/v2/oauth/{clientId}/exchange' } })),
+    ).not.toThrow();
+    // Only revoke moved (Sunshine's regional host): nothing else carries credentials elsewhere.
+    expect(() =>
+      create(sunshineConversations({ ...credentials, endpoints: { revoke: 'https://acme.zendesk.com/sc/oauth/authorization' } })),
+    ).not.toThrow();
+    // The refresh URL follows an overridden token URL where the preset has no refresh URL of its own.
+    expect(() =>
+      create(google({ ...credentials, endpoints: { token: 'http://127.0.0.1:1/t', revoke: 'http://127.0.0.1:1/r' } })),
+    ).not.toThrow();
+    expect(() =>
+      create(
+        dropboxSign({ ...credentials, endpoints: { token: 'http://127.0.0.1:1/t', refresh: 'http://127.0.0.1:1/t?refresh' } }),
+      ),
+    ).not.toThrow();
   });
 
   it("fills the client id into Cal.com's platform URLs", async () => {

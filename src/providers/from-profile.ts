@@ -60,6 +60,7 @@ export function fromProfile(
       ...urlProblems('endpoints.token', urls.token),
       ...urlProblems('endpoints.refresh', urls.refresh),
       ...(urls.revoke === undefined ? [] : urlProblems('endpoints.revoke', urls.revoke)),
+      ...strandedEndpoints(profile, options.endpoints, fill),
       ...commonProblems({ ...options, tokenEndpointAuthMethod: needsSecret ? 'client_secret_basic' : 'none' }),
       ...(profile.authorization.omit?.includes('scope') && scopes.length > 0
         ? [['scopes', "are chosen in the provider's app settings: it refuses a scope parameter"] as [string, string]]
@@ -103,6 +104,37 @@ export function fromProfile(
       return ready;
     },
   };
+}
+
+/**
+ * A partial `endpoints` override that would send credentials to the provider's production host:
+ * `token` (or `authorization`) moved to another origin while the preset's own `refresh` or `revoke`
+ * URL was left as it is. Refused rather than guessed: deriving Dropbox Sign's `?refresh` or a revoke
+ * path from the new token URL would be a guess about someone else's server, and a wrong guess sends
+ * the client secret or a token to the wrong place.
+ */
+function strandedEndpoints(
+  profile: ProviderProfile,
+  endpoints: PresetOptions['endpoints'],
+  fill: (url: string | undefined) => string | undefined,
+): Array<[string, string]> {
+  const origin = (url: string | undefined) => {
+    if (url === undefined || !URL.canParse(url)) return undefined;
+    return new URL(url).origin;
+  };
+  const defaults = { authorization: profile.authorization.url, token: profile.token.url };
+  const moved = (['token', 'authorization'] as const).find((name) => {
+    const override = origin(fill(endpoints?.[name]));
+    return override !== undefined && override !== origin(fill(defaults[name]));
+  });
+  if (moved === undefined) return [];
+  const own = { refresh: profile.refresh ? profile.refresh.url : undefined, revoke: profile.revoke?.url };
+  return (['refresh', 'revoke'] as const)
+    .filter((name) => own[name] !== undefined && endpoints?.[name] === undefined)
+    .map((name) => [
+      `endpoints.${name}`,
+      `must be set too: endpoints.${moved} points elsewhere, but ${name} would still go to ${origin(fill(own[name]))}`,
+    ]);
 }
 
 /** A revocation that is not RFC 7009: Sunshine's `DELETE` with the bearer token, GitHub's grant deletion. */
