@@ -1,6 +1,21 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const local = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
 export default defineConfig({
+  // The examples import the package by name, as users do; tests run them on the sources (as tsconfig's
+  // `paths` and tsx do for `npm start`), never on whatever an earlier build left in dist/.
+  resolve: {
+    alias: [
+      { find: /^oauth-middleware$/, replacement: local('./src/index.ts') },
+      { find: /^oauth-middleware\/express$/, replacement: local('./adapters/express/index.ts') },
+      { find: /^oauth-middleware\/koa$/, replacement: local('./adapters/koa/index.ts') },
+      { find: /^oauth-middleware\/providers$/, replacement: local('./src/providers/index.ts') },
+      { find: /^oauth-middleware\/redis$/, replacement: local('./src/stores/redis.ts') },
+      { find: /^oauth-middleware\/testing$/, replacement: local('./test/emulators/index.ts') },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],

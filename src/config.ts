@@ -7,7 +7,7 @@ import type { Secret } from './session.js';
 import { cookieStore } from './stores/cookie.js';
 import type { TokenStore } from './stores/types.js';
 
-/** Callbacks for audit and metrics. They are awaited nowhere and their failures are ignored. */
+/** Callbacks for audit and metrics, sync or async. They are awaited nowhere and their failures (thrown or rejected) are ignored. */
 export interface OAuthHooks {
   onLogin?(event: { provider: string; claims?: Record<string, unknown> | undefined }): void;
   onRefresh?(event: { provider: string }): void;
@@ -191,22 +191,24 @@ export function safeReturnTo(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length === 0 || value.length > 2048) return undefined;
   // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
   if (/[\u0000-\u001f\u007f\\]/.test(value)) return undefined;
+  if (!value.startsWith('/') || value.startsWith('//')) return undefined;
   // Resolve as a browser would (dot segments, percent-encoded dots): the result must still be a
   // local path, checked again after normalising, since `/..//evil.example` normalises to `//evil.example`.
-  const resolved = new URL(value, 'http://local.invalid');
+  const resolved = URL.parse(value, 'http://local.invalid');
+  if (!resolved || resolved.origin !== 'http://local.invalid') return undefined;
   const path = resolved.pathname + resolved.search + resolved.hash;
-  if (resolved.origin !== 'http://local.invalid' || !value.startsWith('/') || value.startsWith('//')) return undefined;
   if (!path.startsWith('/') || path.startsWith('//') || path.includes('\\')) return undefined;
   return path;
 }
 function safeHooks(hooks: OAuthHooks): Required<OAuthHooks> {
   const wrap =
-    <E>(fn: ((event: E) => void) | undefined) =>
+    <E>(fn: ((event: E) => unknown) | undefined) =>
     (event: E) => {
+      // A failing audit hook, sync or async, must not fail a login or a request (nor crash the process).
       try {
-        fn?.(event);
+        Promise.resolve(fn?.(event)).catch(() => undefined);
       } catch {
-        // A failing audit hook must not fail a login or a request.
+        // ignored, as above
       }
     };
   return {

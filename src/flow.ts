@@ -127,7 +127,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
 
   function definition(name: string): ProviderDefinition {
     const provider = Object.hasOwn(config.providers, name) ? config.providers[name] : undefined;
-    if (!provider) throw new OAuthError('unknown_provider', 'No such provider is configured.', { provider: name });
+    if (!provider) throw new OAuthError('unknown_provider', 'No such provider is configured.', { provider: name.slice(0, 100) });
     return provider;
   }
 
@@ -358,7 +358,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     const { subject } = config;
     return new RequestSession(config, sealer, {
       cookies,
-      subject: subject ? async () => (await subject(request.native)) ?? undefined : undefined,
+      subject: subject ? async () => subjectKey(await subject(request.native)) : undefined,
     });
   }
 
@@ -441,7 +441,8 @@ export function createOAuth(input: OAuthConfig): OAuth {
     async function replace(name: string, rejected: string): Promise<TokenSet | undefined> {
       const { saved, tokens } = await current(name);
       if (tokens.accessToken !== rejected) return use(name, saved, tokens);
-      if (!tokens.refreshToken) return undefined;
+      // As in getToken: no refresh once its successor could no longer be stored.
+      if (!tokens.refreshToken || !session.canPersist()) return undefined;
       return renew(name, saved, tokens, tokens.refreshToken);
     }
 
@@ -584,7 +585,9 @@ function matchRoute(
   request: HttpRequest,
 ): { provider: string; action: Action; query: URLSearchParams } | undefined {
   if (!request.url.startsWith(`${prefix}/`)) return undefined;
-  const url = new URL(request.url, 'http://local.invalid');
+  const url = URL.parse(request.url, 'http://local.invalid');
+  // The path as resolved (dot segments gone) must still be under the prefix: `/auth/../x/login` is not ours.
+  if (!url?.pathname.startsWith(`${prefix}/`)) return undefined;
   const rest = url.pathname.slice(prefix.length + 1).split('/');
   if (rest.length !== 2) return undefined;
   const [encoded, action] = rest as [string, string];
@@ -597,6 +600,15 @@ function matchRoute(
     return undefined;
   }
   return { provider, action: action as Action, query: url.searchParams };
+}
+
+/**
+ * The app's user id as a store key part; anything else (an empty string, an object) means "no user",
+ * so that a buggy `subject` can never put every visitor under one shared key.
+ */
+function subjectKey(value: unknown): string | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
 /** Whether `stored` came from a refresh of `tokens` (non-rotating providers keep the refresh token, not the access token). */

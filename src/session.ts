@@ -29,6 +29,7 @@ export class Sealer {
   readonly stats: SealStats = { seals: 0, unseals: 0 };
   readonly #password: Secret;
   readonly #cache = new LRUCache<string, Envelope<unknown>>({ max: 5000 });
+  readonly #pending = new Map<string, Promise<Envelope<unknown> | undefined>>();
 
   constructor(password: Secret) {
     this.#password = password;
@@ -47,11 +48,23 @@ export class Sealer {
   async unseal<T>(sealed: string, options: { cache: boolean }): Promise<T | undefined> {
     let envelope = this.#cache.get(sealed) as Envelope<T> | undefined;
     if (!envelope) {
-      this.stats.unseals++;
-      envelope = await this.#unsealUncached<T>(sealed);
+      // Concurrent requests carrying a value this process has not seen yet share one unseal.
+      let pending = this.#pending.get(sealed) as Promise<Envelope<T> | undefined> | undefined;
+      if (!pending) {
+        this.stats.unseals++;
+        pending = this.#unsealUncached<T>(sealed).then((opened) => {
+          if (!opened) return undefined;
+          deepFreeze(opened);
+          if (options.cache) this.#cache.set(sealed, opened);
+          return opened;
+        });
+        if (options.cache) {
+          this.#pending.set(sealed, pending);
+          void pending.finally(() => this.#pending.delete(sealed));
+        }
+      }
+      envelope = await pending;
       if (!envelope) return undefined;
-      deepFreeze(envelope);
-      if (options.cache) this.#cache.set(sealed, envelope);
     }
     return envelope.exp > nowSeconds() ? envelope.data : undefined;
   }
@@ -92,6 +105,9 @@ export interface CookieAttributes {
   secure: boolean;
 }
 
+// RFC 6265's cookie-name token, as the `cookie` package checks it when serialising.
+const COOKIE_NAME = /^[\u0021-\u003A\u003C\u003E-\u007E]+$/;
+
 /** The cookies of one request, parsed on first use, and the writes back to its response. */
 export class RequestCookies {
   #parsed: Record<string, string | undefined> | undefined;
@@ -112,7 +128,10 @@ export class RequestCookies {
 
   /** Names the request carried and names this response has written. */
   names(): string[] {
-    return [...new Set([...Object.keys(this.#all()), ...this.#written])];
+    // Only names a Set-Cookie can carry: a stray `a b=1` planted by a sibling site is never ours to
+    // delete, and writing it back would throw.
+    const carried = Object.keys(this.#all()).filter((name) => COOKIE_NAME.test(name));
+    return [...new Set([...carried, ...this.#written])];
   }
 
   /** False once the response head is sent: cookies can no longer change. */

@@ -1,0 +1,135 @@
+/**
+ * Hostile or malformed requests, on both adapters: each gets its typed answer (never a 500), and no
+ * login or token is lost on the way.
+ */
+import request from 'supertest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createOAuth, memoryStore, type OAuth, type OAuthConfig } from '../src/index.js';
+import { adapters, type RunningApp } from './support/apps.js';
+import {
+  BASE_URL,
+  completeLogin,
+  startAuthorizationServer,
+  type TestServer,
+  testProvider,
+} from './support/authorization-server.js';
+
+const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
+
+let op: TestServer;
+beforeAll(async () => {
+  op = await startAuthorizationServer(['op']);
+});
+afterAll(async () => {
+  await op?.close();
+});
+
+describe.each(adapters)('$name adapter', (adapter) => {
+  let app: RunningApp | undefined;
+  let oauth: OAuth;
+
+  async function start(overrides: Partial<OAuthConfig> = {}) {
+    await app?.close();
+    oauth = createOAuth({ baseUrl: BASE_URL, secret: SECRET, providers: { op: testProvider(op) }, ...overrides });
+    app = await adapter.start(oauth);
+    return app;
+  }
+
+  afterEach(async () => {
+    op.reset();
+    await app?.close();
+    app = undefined;
+  });
+
+  const setCookies = (res: request.Response) =>
+    ((res.headers['set-cookie'] as unknown as string[] | undefined) ?? []).map((line) => line.split(';')[0] ?? '');
+
+  it.each(['//[', 'http://[', 'https://%', 'http://a b', '/\t/evil.example'])(
+    'treats the unparsable returnTo %j as absent, at login and logout',
+    async (returnTo) => {
+      const { server } = await start();
+      const login = await request(server)
+        .get(`/auth/op/login?returnTo=${encodeURIComponent(returnTo)}`)
+        .expect(302);
+      expect(new URL(login.headers.location as string).origin).toBe(op.issuer);
+      await request(server)
+        .post(`/auth/op/logout?returnTo=${encodeURIComponent(returnTo)}`)
+        .set('accept', 'text/html')
+        .expect(302)
+        .expect('location', '/');
+    },
+  );
+
+  it('answers a guarded request with an absolute-form target without a 500', async () => {
+    const { url } = await start();
+    const { port } = new URL(url);
+    const answer = await rawRequest(
+      Number(port),
+      'GET http://1.2.3.4.5/protected HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 (401|404)/);
+  });
+
+  it('completes a login and a refresh despite a cookie whose name no Set-Cookie can carry', async () => {
+    const { server } = await start();
+    const login = await request(server).get('/auth/op/login').expect(302);
+    const callback = await completeLogin(login.headers.location as string);
+    const planted = 'oauth_session.a b=1; oauth_tx.x\ty=2';
+    const back = await request(server)
+      .get(callback.pathname + callback.search)
+      .set('cookie', [...setCookies(login), planted].join('; '))
+      .expect(302);
+    const session = setCookies(back).filter((c) => c.startsWith('oauth_session') && !c.endsWith('='));
+    expect(session.length).toBeGreaterThan(0);
+    const token = await request(server)
+      .get('/token/op')
+      .set('cookie', [...session, planted].join('; '))
+      .expect(200);
+    expect(token.body.accessToken).toEqual(expect.any(String));
+  });
+
+  it('serves no route for a path that only reaches the prefix through dot segments', async () => {
+    const { server } = await start();
+    await request(server).get('/auth/../xxxxxop/login').expect(404);
+    await request(server).get('/auth/%2e%2e/abcdeop/login').expect(404);
+  });
+
+  it('survives hooks that reject', async () => {
+    const rejecting = async () => {
+      throw new Error('audit sink down');
+    };
+    const { server } = await start({ hooks: { onError: rejecting, onLogin: rejecting } });
+    await request(server).get('/auth/nope/login').expect(404);
+    const login = await request(server).get('/auth/op/login').expect(302);
+    const callback = await completeLogin(login.headers.location as string);
+    await request(server)
+      .get(callback.pathname + callback.search)
+      .set('cookie', setCookies(login).join('; '))
+      .expect(302);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // an unhandled rejection would fail the run here
+  });
+
+  it('never shares one key between visitors when subject gives an empty id', async () => {
+    const { server } = await start({ store: memoryStore(), subject: () => '' });
+    const login = await request(server).get('/auth/op/login').expect(302);
+    const callback = await completeLogin(login.headers.location as string);
+    await request(server)
+      .get(callback.pathname + callback.search)
+      .set('cookie', setCookies(login).join('; '))
+      .expect(302);
+    // A second browser, with no cookie of the first: not connected.
+    await request(server).get('/token/op').expect(401);
+  });
+});
+
+/** Sends bytes as they are (supertest would normalise the request target). */
+async function rawRequest(port: number, raw: string): Promise<string> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.end(raw));
+    let data = '';
+    socket.on('data', (chunk) => (data += chunk.toString()));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+  });
+}
