@@ -32,6 +32,8 @@ interface Case {
   preset: (emulator: Emulator) => ProviderDefinition;
   refreshes: boolean;
   revokes: boolean;
+  /** What `getToken().extras` holds: only fields an app needs, never an echoed `state`. */
+  extras: (emulator: Emulator) => Record<string, unknown>;
 }
 
 const credentials = (e: Emulator) => ({ clientId: e.clientId, clientSecret: e.clientSecret, endpoints: e.endpoints });
@@ -42,6 +44,7 @@ const cases: Case[] = [
     preset: (e) => pipedrive(credentials(e)),
     refreshes: true,
     revokes: true,
+    extras: (e) => ({ api_domain: e.origin }),
   },
   {
     name: 'dropboxSign',
@@ -49,6 +52,7 @@ const cases: Case[] = [
     preset: (e) => dropboxSign(credentials(e)),
     refreshes: true,
     revokes: false,
+    extras: () => ({}),
   },
   {
     name: 'calcomPlatform',
@@ -56,6 +60,7 @@ const cases: Case[] = [
     preset: (e) => calcomPlatform(credentials(e)),
     refreshes: true,
     revokes: false,
+    extras: () => ({}),
   },
   {
     name: 'sunshine',
@@ -63,6 +68,7 @@ const cases: Case[] = [
     preset: (e) => sunshineConversations(credentials(e)),
     refreshes: false,
     revokes: true,
+    extras: () => ({}),
   },
 ];
 
@@ -117,7 +123,7 @@ describe.each(cases)('$name', (c) => {
           expect(emulator.counts.refresh).toBe(0); // Sunshine: valid until revoked
           expect(first.expiresAt).toBeUndefined();
         }
-        if (c.name === 'pipedrive') expect(first.extras.api_domain).toBe(emulator.origin);
+        expect(first.extras).toEqual(c.extras(emulator));
         await agent.post(`/auth/${c.name}/logout`).set('accept', 'application/json').expect(204);
         expect(emulator.counts.revoke).toBe(c.revokes ? 1 : 0);
         await agent.get(`/token/${c.name}`).expect(401);
@@ -147,6 +153,8 @@ describe.each(cases)('$name', (c) => {
       const { app, agent } = await start();
       try {
         await login(agent);
+        // The code exchange's answer (Dropbox Sign's echoes `state`), before any refresh reshapes it.
+        expect((await agent.get(`/token/${c.name}`).expect(200)).body.extras).toEqual(c.extras(emulator));
         // Tokens with a lifetime end early at the API; Sunshine's never expire, so its grant is revoked instead.
         if (c.refreshes) emulator.expireAccessTokens();
         else emulator.revokeAll();

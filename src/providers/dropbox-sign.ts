@@ -13,6 +13,7 @@ import type { ProviderDefinition } from './types.js';
  * - Refresh at `/oauth/token?refresh`, a valueless flag kept literally.
  * - `expires_in` is seconds, but the schema text says "epoch time" [U]: values over 1e9 are read as an epoch.
  * - Rotation unknown [U]: whatever refresh token comes back is kept. No revocation endpoint.
+ * - The answer echoes the login's `state`: no extras are kept, so it never reaches `getToken()`.
  */
 export const dropboxSignProfile: ProviderProfile = {
   name: 'dropbox-sign',
@@ -25,7 +26,7 @@ export const dropboxSignProfile: ProviderProfile = {
     sendState: true,
   },
   refresh: { url: 'https://app.hellosign.com/oauth/token?refresh' },
-  response: { expiry: { kind: 'seconds-or-epoch', path: 'expires_in' } },
+  response: { expiry: { kind: 'seconds-or-epoch', path: 'expires_in' }, extras: [] },
 };
 
 /**

@@ -23,7 +23,8 @@ export function microsoft(options: PresetOptions & { tenant?: string }): Provide
     ...(multiTenant ? {} : { oidc: { issuer: `${base}/v2.0` } }),
     authorization: { url: `${base}/oauth2/v2.0/authorize` },
     token: { url: `${base}/oauth2/v2.0/token`, clientAuth: { in: 'body', secret: 'client_secret' } },
-    response: { idToken: !multiTenant },
+    // `ext_expires_in` (a lifetime for Microsoft's own outages) is no use to an app: no extras kept.
+    response: { idToken: !multiTenant, extras: [] },
   };
   return fromProfile(profile, options, { scopes: ['openid', 'profile', 'email', 'offline_access', 'User.Read'] });
 }
