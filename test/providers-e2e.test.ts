@@ -34,6 +34,15 @@ interface Case {
   revokes: boolean;
   /** What `getToken().extras` holds: only fields an app needs, never an echoed `state`. */
   extras: (emulator: Emulator) => Record<string, unknown>;
+  /** The provider's own `error` and words for a forged code, as the JSON error keeps them. */
+  forgedCode: ProviderWords;
+  /** The same for a refresh token the provider no longer knows; none where there is no refresh. */
+  deadGrant?: ProviderWords;
+}
+
+interface ProviderWords {
+  provider_error: string;
+  provider_error_description: string;
 }
 
 const credentials = (e: Emulator) => ({ clientId: e.clientId, clientSecret: e.clientSecret, endpoints: e.endpoints });
@@ -45,6 +54,8 @@ const cases: Case[] = [
     refreshes: true,
     revokes: true,
     extras: (e) => ({ api_domain: e.origin }),
+    forgedCode: { provider_error: 'invalid_grant', provider_error_description: 'Invalid grant: authorization code is invalid' },
+    deadGrant: { provider_error: 'invalid_grant', provider_error_description: 'Invalid grant: refresh token is invalid' },
   },
   {
     name: 'dropboxSign',
@@ -53,6 +64,12 @@ const cases: Case[] = [
     refreshes: true,
     revokes: false,
     extras: () => ({}),
+    forgedCode: {
+      provider_error: 'invalid_request',
+      provider_error_description:
+        'Either the combo client_id/code is wrong or this request was made more than 1 hour after the inital grant',
+    },
+    deadGrant: { provider_error: 'invalid_grant', provider_error_description: 'Invalid grant data (refresh token)' },
   },
   {
     name: 'calcomPlatform',
@@ -61,6 +78,9 @@ const cases: Case[] = [
     refreshes: true,
     revokes: false,
     extras: () => ({}),
+    // Cal.com names exceptions, not OAuth errors: the preset reads the code off its message.
+    forgedCode: { provider_error: 'invalid_grant', provider_error_description: 'Invalid Authorization Token.' },
+    deadGrant: { provider_error: 'invalid_grant', provider_error_description: 'Invalid refresh token' },
   },
   {
     name: 'sunshine',
@@ -69,6 +89,7 @@ const cases: Case[] = [
     refreshes: false,
     revokes: true,
     extras: () => ({}),
+    forgedCode: { provider_error: 'bad_request', provider_error_description: 'Invalid code' },
   },
 ];
 
@@ -128,6 +149,20 @@ describe.each(cases)('$name', (c) => {
         expect(emulator.counts.revoke).toBe(c.revokes ? 1 : 0);
         await agent.get(`/token/${c.name}`).expect(401);
         expect(emulator.rejections).toEqual([]);
+        // Revoked means refused by the provider afterwards, not merely called (Pipedrive answers 200
+        // even for a token it does not know). Without revocation the token lives on at the provider.
+        const last = emulator.issued.at(-1);
+        expect(last?.accessToken).toBe(first.accessToken);
+        const api = await fetch(emulator.endpoints.api, { headers: { authorization: `Bearer ${first.accessToken}` } });
+        expect(api.status).toBe(c.revokes ? 401 : 200);
+        if (c.revokes && last?.refreshToken) {
+          // Pipedrive: the refresh token was revoked, which ends the whole grant (the app is uninstalled).
+          const client = await c.preset(emulator).connect();
+          await expect(client.refresh(last.refreshToken)).rejects.toMatchObject({
+            code: 'provider_error',
+            error: 'invalid_grant',
+          });
+        }
       } finally {
         await app.close();
       }
@@ -176,18 +211,16 @@ describe.each(cases)('$name', (c) => {
         const code = callback.searchParams.get('code') as string;
         callback.searchParams.set('code', `${code}-forged`);
         const refused = await agent.get(callback.pathname + callback.search).expect(502);
-        expect(refused.body).toMatchObject({ error: 'provider_error', provider: c.name });
-        expect(refused.body.provider_error_description).toEqual(expect.any(String)); // the provider's own words
+        expect(refused.body).toMatchObject({ error: 'provider_error', provider: c.name, ...c.forgedCode });
         expect(refused.text).not.toContain(emulator.clientSecret);
         expect(refused.text).not.toContain(code);
 
-        if (!c.refreshes) return;
+        if (!c.deadGrant) return;
         emulator.accessTokenTtl = 30;
         await login(agent);
         emulator.revokeAll(); // the user removed the app at the provider
         const dead = await agent.get(`/token/${c.name}`).expect(401);
-        expect(dead.body).toMatchObject({ error: 'reauth_required', provider: c.name });
-        expect(dead.body.provider_error_description).toEqual(expect.any(String));
+        expect(dead.body).toMatchObject({ error: 'reauth_required', provider: c.name, ...c.deadGrant });
         expect(dead.text).not.toContain(emulator.clientSecret);
         await agent.get(`/token/${c.name}`).expect(401, /not_connected/);
       } finally {

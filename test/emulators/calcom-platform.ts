@@ -138,6 +138,7 @@ function issue({ emulator, book }: EmulatorContext, grant: Grant): Reply {
   book.addRefresh(refreshToken, grant);
   return {
     status: 200,
+    issued: { accessToken, refreshToken },
     json: { status: 'success', data: { accessToken, refreshToken, accessTokenExpiresAt, refreshTokenExpiresAt } },
   };
 }

@@ -124,7 +124,12 @@ function token(ctx: EmulatorContext, req: EmulatorRequest, rotate: boolean): Rep
       book.dropRefresh(refreshToken);
       next = book.addRefresh(opaqueToken(), check.grant);
     }
-    return { status: 200, json: { ...issueAccess(ctx, check.grant), refresh_token: next } };
+    const access = issueAccess(ctx, check.grant);
+    return {
+      status: 200,
+      issued: { accessToken: access.access_token, refreshToken: next },
+      json: { ...access, refresh_token: next },
+    };
   }
   if (grantType !== 'authorization_code') return fail(400, 'invalid_request', 'grant_type must be authorization_code');
   const code = field(req.body, 'code');
@@ -137,7 +142,12 @@ function token(ctx: EmulatorContext, req: EmulatorRequest, rotate: boolean): Rep
   const refreshToken = book.addRefresh(opaqueToken(), grant);
   // `state` is echoed from the body and nullable; the spec's "required" is not enforced (CONTRACTS.md §2 [U]).
   const state = field(req.body, 'state') ?? null;
-  return { status: 200, json: { ...issueAccess(ctx, grant), refresh_token: refreshToken, state } };
+  const access = issueAccess(ctx, grant);
+  return {
+    status: 200,
+    issued: { accessToken: access.access_token, refreshToken },
+    json: { ...access, refresh_token: refreshToken, state },
+  };
 }
 
 function issueAccess({ emulator, book }: EmulatorContext, grant: Grant) {

@@ -843,7 +843,9 @@ describe.each([
     const code = (await e.authorize(authUrl(e))).searchParams.get('code') ?? '';
     const response = await exchange(e, code);
     expect(response.status).toBe(200);
-    return accessToken(await response.json());
+    const token = accessToken(await response.json());
+    expect(e.issued.at(-1)).toMatchObject({ endpoint: 'token', accessToken: token });
+    return token;
   };
 
   it('listens on 127.0.0.1 and uses the default client', () => {
@@ -885,6 +887,7 @@ describe.each([
     e.reset();
     expect(e.counts).toEqual({ authorize: 0, token: 0, refresh: 0, revoke: 0, api: 0 });
     expect(e.rejections).toEqual([]);
+    expect(e.issued).toEqual([]);
     expect([e.accessTokenTtl, e.declineNext, e.failWith]).toEqual([3600, false, undefined]);
     expect((await api(e, token)).status).toBe(200);
   });

@@ -141,6 +141,7 @@ function issue({ emulator, book }: EmulatorContext, grant: Grant, refreshToken: 
   book.addAccess(accessToken, grant, emulator.accessTokenTtl);
   return {
     status: 200,
+    issued: { accessToken, refreshToken },
     json: {
       access_token: accessToken,
       token_type: 'Bearer',

@@ -34,6 +34,8 @@ export interface Reply {
   location?: string;
   headers?: Record<string, string>;
   reason?: string;
+  /** The tokens a successful token or refresh answer hands out, for `Emulator.issued`. */
+  issued?: { accessToken: string; refreshToken?: string | undefined };
 }
 
 export interface Route {
@@ -86,6 +88,7 @@ export async function startEmulator(setup: EmulatorSetup): Promise<Emulator> {
     clientSecret: setup.options.clientSecret ?? 'test-client-secret-0123456789',
     counts: { authorize: 0, token: 0, refresh: 0, revoke: 0, api: 0 },
     rejections: [],
+    issued: [],
     accessTokenTtl: defaults.accessTokenTtl,
     declineNext: false,
     failWith: undefined,
@@ -106,6 +109,7 @@ export async function startEmulator(setup: EmulatorSetup): Promise<Emulator> {
     reset() {
       for (const key of Object.keys(emulator.counts) as EndpointName[]) emulator.counts[key] = 0;
       emulator.rejections.length = 0;
+      emulator.issued.length = 0;
       emulator.accessTokenTtl = defaults.accessTokenTtl;
       emulator.declineNext = false;
       emulator.failWith = undefined;
@@ -153,6 +157,7 @@ export async function startEmulator(setup: EmulatorSetup): Promise<Emulator> {
       (endpoint === 'token' || endpoint === 'refresh') && emulator.failWith !== undefined
         ? outage(emulator.failWith)
         : await route.handle(request);
+    if (reply.issued && (endpoint === 'token' || endpoint === 'refresh')) emulator.issued.push({ endpoint, ...reply.issued });
     if (reply.reason !== undefined) {
       emulator.rejections.push({ endpoint: endpoint ?? `${method} ${url.pathname}`, status: reply.status, reason: reply.reason });
     }

@@ -101,7 +101,7 @@ function token({ emulator, book }: EmulatorContext, req: EmulatorRequest): Reply
   // A JWT with `iat` and no `exp`: valid until revoked (CONTRACTS.md §4 [U]), so no lifetime is recorded.
   const accessToken = jwtLike({ scope: 'integration', appId: APP_ID, iat: Math.floor(Date.now() / 1000) });
   book.addAccess(accessToken, book.newGrant(), undefined);
-  return { status: 200, json: { access_token: accessToken, token_type: 'Bearer' } };
+  return { status: 200, issued: { accessToken }, json: { access_token: accessToken, token_type: 'Bearer' } };
 }
 
 function revoke({ emulator, book }: EmulatorContext, req: EmulatorRequest): Reply {

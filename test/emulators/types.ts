@@ -38,6 +38,11 @@ export interface Emulator {
   readonly counts: Record<'authorize' | 'token' | 'refresh' | 'revoke' | 'api', number>;
   /** Every request the emulator refused, with the reason, newest last (for debugging failed tests). */
   readonly rejections: Array<{ endpoint: string; status: number; reason: string }>;
+  /**
+   * Every token the emulator handed out from its token endpoint, newest last: to check that a
+   * token your app was meant to revoke at logout is now refused (try it at `endpoints.api`).
+   */
+  readonly issued: Array<{ endpoint: 'token' | 'refresh'; accessToken: string; refreshToken?: string | undefined }>;
   /** Lifetime in seconds of access tokens issued from now on. */
   accessTokenTtl: number;
   /** When set, the next authorization is declined by the user (the callback carries the provider's denial error). */
@@ -50,7 +55,7 @@ export interface Emulator {
   revokeAll(): void;
   /** Makes every access token issued so far expired at the API, before the time it announced; refresh tokens stay valid. */
   expireAccessTokens(): void;
-  /** Zeroes counts and rejections; restores accessTokenTtl, declineNext and failWith to their defaults. Issued tokens stay valid. */
+  /** Zeroes counts, rejections and issued; restores accessTokenTtl, declineNext and failWith to their defaults. Issued tokens stay valid. */
   reset(): void;
   close(): Promise<void>;
 }
