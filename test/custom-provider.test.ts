@@ -1,7 +1,8 @@
 /**
  * "Describe your own provider": a provider this library has no preset for, defined inline with
  * `fromProfile`, against a small server speaking its own dialect (JSON bodies with camelCase names,
- * the secret in a header, an envelope, epoch-seconds expiry, `{errors: [...]}`, DELETE revocation).
+ * the secret in a header, an envelope, epoch-seconds expiry, errors as `{fault: {reason, detail}}`
+ * (a shape the built-in reader does not know, read through `errors.read`), DELETE revocation).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -35,7 +36,7 @@ function startAcme() {
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
-    const fail = (status: number, code: string) => send(status, { errors: [{ code, title: `refused: ${code}` }] });
+    const fail = (status: number, code: string) => send(status, { fault: { reason: code, detail: `refused: ${code}` } });
     if (req.method === 'GET' && url.pathname === '/authorize') {
       const code = randomBytes(8).toString('hex');
       codes.set(code, url.searchParams.get('redirect_uri') ?? '');
@@ -127,7 +128,7 @@ function acmeProvider() {
       expiry: { kind: 'epoch-seconds', path: 'expiresAt' },
       extras: ['workspace'],
     },
-    errors: { aliases: { expired_renewal: 'invalid_grant' } },
+    errors: { read: [{ error: 'fault.reason', description: 'fault.detail' }], aliases: { expired_renewal: 'invalid_grant' } },
     revoke: { kind: 'request', url: `${origin}/api/session`, method: 'DELETE', auth: 'bearer' },
   };
   return fromProfile(profile, { clientId: 'my-app', clientSecret: SECRET });
@@ -175,10 +176,14 @@ describe.each(adapters)('a provider described inline, on $name', (adapter) => {
       expect(acme.calls.revoke).toBe(1);
       await agent.get('/token/acme').expect(401);
 
-      // A refresh token the provider no longer knows ({errors: [{code: 'expired_renewal'}]}): reauth_required.
+      // A refresh token the provider no longer knows ({fault: {reason: 'expired_renewal'}}): reauth_required.
       acme.renewals.clear();
       const refused = await request(eager.server).get('/token/acme').set('cookie', cookie).expect(401);
-      expect(refused.body).toMatchObject({ error: 'reauth_required', provider_error: 'invalid_grant' });
+      expect(refused.body).toMatchObject({
+        error: 'reauth_required',
+        provider_error: 'invalid_grant',
+        provider_error_description: 'refused: expired_renewal',
+      });
       expect(acme.calls.refresh).toBe(3);
     } finally {
       await app.close();

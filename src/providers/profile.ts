@@ -105,6 +105,13 @@ export interface ProviderProfile {
   refreshResponse?: TokenResponseProfile;
   revoke?: RevokeProfile;
   errors?: {
+    /**
+     * Where this provider's error bodies keep `error` and `error_description`, as dot-paths (array
+     * items by index: `faults.0.id`). Tried in order, before the built-in reader of the common shapes
+     * (RFC 6749, `{error, message}`, `{error: {error_name, error_msg}}`, `{status: "error", error:
+     * {code, message}}`, `{errors: [...]}`); the first whose `error` path holds a string or number wins.
+     */
+    read?: ReadonlyArray<{ error: string; description?: string }>;
     /** Provider error codes that mean a standard one: `{ invalid_refresh_token: 'invalid_grant' }`. */
     aliases?: Readonly<Record<string, string>>;
     /** Last word on an error's standard code, from the HTTP status and what was read of the body. */

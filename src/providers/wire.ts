@@ -114,7 +114,7 @@ async function standardResponse(
   }
   const root = shape.envelope && isObject(json[shape.envelope]) ? (json[shape.envelope] as Record<string, unknown>) : json;
   const accessToken = at(root, shape.accessToken ?? 'access_token');
-  const error = readError(json);
+  const error = readError(json, profile.errors?.read);
   if (!response.ok || (error && typeof accessToken !== 'string')) {
     const status = response.ok ? 400 : response.status;
     const found = error ?? { error: response.status >= 500 ? 'server_error' : 'invalid_request' };
@@ -180,13 +180,21 @@ function secondsLeft(
 }
 
 /**
- * An error, read from any of the shapes seen in the wild: RFC 6749 `{error, error_description}`,
- * `{error, message}` (Pipedrive), `{error: {error_name, error_msg}}` (Dropbox Sign),
- * `{status: "error", error: {code, message}}` (Cal.com), `{errors: [{code, title}]}` (Sunshine),
- * `{ok: false, error}` (Slack).
+ * An error, read first where the profile says (`errors.read`), then from any of the shapes seen in
+ * the wild: RFC 6749 `{error, error_description}`, `{error, message}` (Pipedrive),
+ * `{error: {error_name, error_msg}}` (Dropbox Sign), `{status: "error", error: {code, message}}`
+ * (Cal.com), `{errors: [{code, title}]}` (Sunshine), `{ok: false, error}` (Slack).
  */
-export function readError(json: Record<string, unknown>): { error: string; description?: string | undefined } | undefined {
+function readError(
+  json: Record<string, unknown>,
+  paths: NonNullable<ProviderProfile['errors']>['read'] = [],
+): { error: string; description?: string | undefined } | undefined {
   const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined);
+  for (const path of paths) {
+    const code = at(json, path.error);
+    const error = typeof code === 'number' && Number.isFinite(code) ? String(code) : text(code);
+    if (error !== undefined) return { error, description: path.description ? text(at(json, path.description)) : undefined };
+  }
   const { error } = json;
   if (typeof error === 'string' && error !== '') {
     return { error, description: text(json.error_description) ?? text(json.message) };
@@ -210,9 +218,12 @@ function redact(description: string | undefined, secrets: Array<string | null | 
   return safe.slice(0, 300);
 }
 
+/** The value at a dot-path; a numeric segment indexes an array (`errors.0.code`). */
 function at(root: Record<string, unknown>, path: string): unknown {
   let value: unknown = root;
-  for (const key of path.split('.')) value = isObject(value) ? value[key] : undefined;
+  for (const key of path.split('.')) {
+    value = Array.isArray(value) && /^\d+$/.test(key) ? value[Number(key)] : isObject(value) ? value[key] : undefined;
+  }
   return value;
 }
 
