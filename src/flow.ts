@@ -105,9 +105,10 @@ interface Transaction {
 }
 
 const TRANSACTION_TTL_SECONDS = 600;
-// A refresh lock outlives the slowest refresh (10 s provider timeout); waiters give up after this.
-const REFRESH_LOCK_TTL_MS = 15_000;
-const REFRESH_WAIT_MS = 20_000;
+// A refresh lock outlives the slowest refresh under it: the provider's timeout (10 s by default)
+// plus a few store commands (2 s each at most) and the retried write of the result.
+const REFRESH_LOCK_MARGIN_MS = 12_000;
+const STORE_WRITE_ATTEMPTS = 3;
 const TRANSACTION_COOKIE = 'oauth_tx.';
 const STATELESS_WINDOW_MS = 2 * 60 * 1000;
 // randomState() gives 43 base64url characters; anything else in a callback is not ours.
@@ -299,7 +300,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       // A sibling (another instance) may have spent this refresh token first: its result stands.
       if (error.error === 'invalid_grant') {
         const stored = await session.readShared(name);
-        if (stored && replaced(stored, tokens)) return stored;
+        if (stored && replaced(stored, tokens)) return fromStore(stored, await session.sharedKey());
       }
       throw error;
     }
@@ -314,9 +315,9 @@ export function createOAuth(input: OAuthConfig): OAuth {
     key: string,
     lock: NonNullable<ServerTokenStore['lock']>,
   ): Promise<StoredTokens> {
-    // The lock outlives the slowest refresh the provider's timeout allows.
-    const lockTtl = Math.max(REFRESH_LOCK_TTL_MS, (definition(name).timeoutSeconds + 5) * 1000);
-    const deadline = Date.now() + Math.max(REFRESH_WAIT_MS, lockTtl + 5000);
+    const lockTtl = definition(name).timeoutSeconds * 1000 + REFRESH_LOCK_MARGIN_MS;
+    // Waiters outlast a holder that crashed: its lock expires, and one of them takes over.
+    const deadline = Date.now() + lockTtl + 5000;
     const ended = () =>
       new OAuthError('provider_error', 'The login ended while waiting for its refresh.', {
         provider: name,
@@ -328,12 +329,9 @@ export function createOAuth(input: OAuthConfig): OAuth {
         try {
           const stored = await session.readShared(name);
           if (!stored) throw ended(); // logged out meanwhile (another instance): never bring it back
-          if (replaced(stored, tokens)) return stored;
+          if (replaced(stored, tokens)) return fromStore(stored, key);
           const fresh = await providerRefresh(name, tokens, refreshToken, session);
-          if (fresh !== stored) {
-            await session.writeShared(key, name, fresh);
-            persistedUnder.set(fresh, key);
-          }
+          if (fresh !== stored) await writeRefreshed(session, key, name, fresh);
           return fresh;
         } finally {
           await held.release().catch((err: unknown) => hooks.onError(err));
@@ -342,9 +340,36 @@ export function createOAuth(input: OAuthConfig): OAuth {
       await new Promise((resolve) => setTimeout(resolve, Math.min(250, 10 * 2 ** attempt) * (0.5 + Math.random())));
       const stored = await session.readShared(name);
       if (!stored) throw ended();
-      if (replaced(stored, tokens)) return stored;
+      if (replaced(stored, tokens)) return fromStore(stored, key);
       if (Date.now() > deadline) {
         throw new OAuthError('provider_unavailable', 'Another instance is still refreshing this token.', { provider: name });
+      }
+    }
+  }
+
+  /**
+   * Tokens read back from a server store are already there: the request that uses them must not
+   * write them again (a late write, outside the lock, could put back a refresh token spent since).
+   */
+  function fromStore(stored: StoredTokens, key: string | undefined): StoredTokens {
+    if (key !== undefined) persistedUnder.set(stored, key);
+    return stored;
+  }
+
+  /**
+   * The lock holder's write of a new refresh token, retried while it holds the lock: the provider
+   * has already spent the old one, so a lost write is a lost login. If the store stays down, the
+   * tokens are still handed out (this process remembers them) and written again by the request.
+   */
+  async function writeRefreshed(session: RequestSession, key: string, name: string, fresh: StoredTokens) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await session.writeShared(key, name, fresh);
+        persistedUnder.set(fresh, key);
+        return;
+      } catch (err) {
+        if (attempt >= STORE_WRITE_ATTEMPTS) return hooks.onError(err);
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
       }
     }
   }

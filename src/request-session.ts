@@ -32,7 +32,7 @@ export interface SessionSource {
   subject?: (() => Promise<string | undefined>) | undefined;
 }
 
-// Sealed tokens whose lifetime nobody told us are kept this long at most.
+// Tokens keyed by app user whose lifetime nobody told us are kept this long at most.
 const UNKNOWN_LIFETIME_SECONDS = 400 * 24 * 3600;
 
 export class RequestSession {
@@ -190,8 +190,11 @@ export class RequestSession {
   }
 
   async #putSealed(store: ServerTokenStore, key: string, provider: string, tokens: StoredTokens): Promise<void> {
-    const ttl = lifetime(tokens);
-    const sealed = await this.#sealer.seal(tokens, ttl ?? UNKNOWN_LIFETIME_SECONDS, { cache: true });
+    // Every key expires: with the refresh token when the provider says when, else with the session
+    // cookie that finds it (renewed on every write), or after the longest lifetime for a user's key.
+    const unknown = key === this.#sid ? this.#config.sessionMaxAgeSeconds : UNKNOWN_LIFETIME_SECONDS;
+    const ttl = Math.min(lifetime(tokens) ?? unknown, UNKNOWN_LIFETIME_SECONDS);
+    const sealed = await this.#sealer.seal(tokens, ttl, { cache: true });
     await guard(() => store.put(key, provider, sealed, ttl));
   }
 

@@ -8,7 +8,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { oauthErrorHandler, oauthMiddleware } from '../adapters/express/index.js';
 import { createOAuth, type OAuthConfig } from '../src/index.js';
-import { redisStore } from '../src/stores/redis.js';
+import { type RedisClient, redisStore } from '../src/stores/redis.js';
 import { adapters } from './support/apps.js';
 import {
   BASE_URL,
@@ -136,5 +136,112 @@ describe('tokens keyed by app user', () => {
     expect(() => createOAuth({ ...config(shared, 'x'), store: undefined, subject: () => 'u' })).toThrow(
       expect.objectContaining({ code: 'config_invalid', field: 'subject' }),
     );
+  });
+});
+
+/**
+ * The real Redis, seen through a client that counts (and, when asked, fails) token writes: how the
+ * library talks to Redis, never what Redis answers.
+ */
+function watched(client: Redis) {
+  const watch = { tokenWrites: 0, failNext: 0 };
+  const set = async (...args: [string, string, ...unknown[]]) => {
+    if (args[0].includes(':tokens:')) {
+      if (watch.failNext > 0) {
+        watch.failNext--;
+        throw new Error('injected write failure');
+      }
+      watch.tokenWrites++;
+    }
+    return (client.set as (...a: unknown[]) => Promise<unknown>)(...args);
+  };
+  const wrapped = {
+    mget: (keys: string[]) => client.mget(keys),
+    set,
+    del: (...keys: string[]) => client.del(...keys),
+    eval: (script: string, count: number, ...args: string[]) => client.eval(script, count, ...args),
+  } as unknown as RedisClient;
+  return { watch, client: wrapped };
+}
+
+describe('refreshed tokens in Redis', () => {
+  const [adapter] = adapters;
+  const setup = async () => {
+    const prefix = uniquePrefix('writes');
+    const { watch, client } = watched(shared);
+    const make = () => createOAuth({ ...config(shared, prefix), store: redisStore({ client, prefix }) });
+    const instances = [await adapter!.start(make()), await adapter!.start(make())];
+    return { prefix, watch, instances };
+  };
+
+  it('are written once, by the lock holder: instances that read its result never write them back', async () => {
+    const { watch, instances } = await setup();
+    try {
+      op.accessTokenTtl = 30; // due at once (skew 60 s)
+      const agent = request.agent(instances[0]!.server);
+      const landed = await login(agent);
+      op.accessTokenTtl = 3600;
+      const cookie = ((landed.headers['set-cookie'] as unknown as string[]) ?? []).map((c) => c.split(';')[0]).join('; ');
+      watch.tokenWrites = 0;
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          request(instances[i % 2]!.server)
+            .get('/token/op')
+            .set('cookie', cookie)
+            .expect(200),
+        ),
+      );
+      expect(new Set(answers.map((a) => a.body.accessToken)).size).toBe(1);
+      expect(op.counts.refresh_token).toBe(1);
+      expect(watch.tokenWrites).toBe(1);
+    } finally {
+      op.reset();
+      await Promise.all(instances.map((i) => i.close()));
+    }
+  });
+
+  it.each([
+    ['the first write fails', 1, 200],
+    ['every write of the refresh fails', 4, 503],
+  ])('keep the login when %s: the new refresh token is written later', async (_case, failures, firstStatus) => {
+    const { watch, instances } = await setup();
+    try {
+      op.accessTokenTtl = 30;
+      const agent = request.agent(instances[0]!.server);
+      await login(agent);
+      op.accessTokenTtl = 3600;
+      watch.failNext = failures;
+      const first = await agent.get('/token/op').expect(firstStatus);
+      const next = await agent.get('/token/op').expect(200);
+      if (firstStatus === 200) expect(next.body.accessToken).toBe(first.body.accessToken);
+      expect(op.counts.refresh_token).toBe(1);
+      // The other instance reads the stored successor: no second refresh, no lost login.
+      await request(instances[1]!.server)
+        .get('/token/op')
+        .set(
+          'cookie',
+          (await agent.jar.getCookies({ domain: '127.0.0.1', path: '/', secure: false, script: false }))
+            .map((c) => c.toValueString())
+            .join('; '),
+        )
+        .expect(200);
+      expect(op.counts.refresh_token).toBe(1);
+    } finally {
+      op.reset();
+      await Promise.all(instances.map((i) => i.close()));
+    }
+  });
+
+  it('expire even when the provider gives no refresh token lifetime', async () => {
+    const { prefix, instances } = await setup();
+    try {
+      await login(request.agent(instances[0]!.server));
+      const [key] = await shared.keys(`${prefix}tokens:*`);
+      const ttl = await shared.ttl(key as string);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(30 * 24 * 3600); // the session cookie's lifetime
+    } finally {
+      await Promise.all(instances.map((i) => i.close()));
+    }
   });
 });

@@ -12,6 +12,12 @@ import type { ServerTokenStore } from './types.js';
 export function memoryStore(): ServerTokenStore {
   const entries = new Map<string, { sealed: string; expiresAt: number }>();
   const id = (key: string, provider: string) => `${key}\u0000${provider}`;
+  // Abandoned sessions are never read again: every so many writes, expired entries are swept.
+  let writes = 0;
+  const sweep = () => {
+    const now = Date.now();
+    for (const [k, entry] of entries) if (entry.expiresAt <= now) entries.delete(k);
+  };
   return {
     kind: 'server',
     async get(key, providers) {
@@ -24,6 +30,7 @@ export function memoryStore(): ServerTokenStore {
       return found;
     },
     async put(key, provider, sealed, ttlSeconds) {
+      if (++writes % 1000 === 0) sweep();
       entries.set(id(key, provider), { sealed, expiresAt: ttlSeconds === undefined ? Infinity : Date.now() + ttlSeconds * 1000 });
     },
     async remove(key, provider) {

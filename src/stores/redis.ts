@@ -23,8 +23,6 @@ export interface RedisStoreOptions {
   prefix?: string | undefined;
   /** A command that takes longer fails with `store_unavailable`. Default 2000 ms. */
   commandTimeoutMs?: number | undefined;
-  /** Lifetime of a refresh lock: a crashed holder's lock frees itself after this. Default: the core's (15 s). */
-  lockTtlMs?: number | undefined;
 }
 
 // Deletes the lock only if this holder still owns it (its token), so a lock that expired and was
@@ -76,7 +74,7 @@ export function redisStore(options: RedisStoreOptions): ServerTokenStore {
     async lock(name, ttlMs): Promise<StoreLock | undefined> {
       const lockKey = `${prefix}lock:${name}`;
       const owner = randomBytes(16).toString('hex');
-      const acquired = await bounded(client.set(lockKey, owner, 'PX', options.lockTtlMs ?? ttlMs, 'NX'));
+      const acquired = await bounded(client.set(lockKey, owner, 'PX', ttlMs, 'NX'));
       if (acquired !== 'OK') return undefined;
       return { release: async () => void (await bounded(client.eval(RELEASE, 1, lockKey, owner))) };
     },

@@ -19,9 +19,14 @@ export function redisClient(url = REDIS_URL): Redis {
   return client;
 }
 
+/** This test run's keys all start with this (set by the global setup, inherited by workers). */
+export function runPrefix(): string {
+  return `test:${process.env.OAUTH_TEST_RUN ?? 'adhoc'}:`;
+}
+
 /** A fresh key prefix, so tests sharing one Redis never see each other's keys. */
 export function uniquePrefix(name: string): string {
-  return `test:${name}:${process.pid}:${Math.random().toString(36).slice(2)}:`;
+  return `${runPrefix()}${name}:${process.pid}:${Math.random().toString(36).slice(2)}:`;
 }
 
 export async function freePort(): Promise<number> {
