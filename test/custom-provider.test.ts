@@ -1,9 +1,12 @@
 /**
  * "Describe your own provider": a provider this library has no preset for, defined inline with
  * `fromProfile`, against a small server speaking its own dialect (JSON bodies with camelCase names,
- * the secret in a header, an envelope, epoch-seconds expiry, errors as `{fault: {reason, detail}}`
- * (a shape the built-in reader does not know, read through `errors.read`), DELETE revocation).
+ * the secret in a header, refresh at `?refresh` (a valueless flag), an envelope, epoch-seconds
+ * expiry, errors as `{fault: {reason, detail}}` (a shape the built-in reader does not know, read
+ * through `errors.read`), DELETE revocation). The profile is the README guide's, word for word:
+ * a test below evaluates the README's example and compares.
  */
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -47,11 +50,14 @@ function startAcme() {
       return;
     }
     if (req.method === 'POST' && url.pathname === '/api/token') {
+      // Refresh is posted to `/api/token?refresh`, a flag without a value: `?refresh=` is not accepted.
+      const query = req.url?.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : undefined;
       const body = JSON.parse(await text(req)) as Record<string, string>;
       if (req.headers['content-type'] !== 'application/json') return fail(400, 'not_json');
       if (req.headers['x-acme-key'] !== SECRET) return fail(401, 'bad_key');
       if (body.grantType === 'authorization_code') {
         calls.token++;
+        if (query !== undefined) return fail(400, 'bad_query');
         const code = body.code ?? '';
         if (codes.get(code) !== body.redirectUri || !body.codeVerifier) return fail(400, 'bad_code');
         codes.delete(code);
@@ -59,6 +65,7 @@ function startAcme() {
       }
       if (body.grantType === 'refresh_token') {
         calls.refresh++;
+        if (query !== 'refresh') return fail(400, 'refresh_needs_flag');
         if (!renewals.delete(body.refreshToken ?? '')) return fail(400, 'expired_renewal');
         return send(200, issue());
       }
@@ -106,12 +113,13 @@ afterAll(() => {
   acme.server.close();
 });
 
-function acmeProvider() {
-  const profile: ProviderProfile = {
+/** Acme's profile, as the README shows it with `https://acme.example` for `base`. */
+function acmeProfile(base: string): ProviderProfile {
+  return {
     name: 'acme',
-    authorization: { url: `${origin}/authorize` },
+    authorization: { url: `${base}/authorize`, pkce: true, state: 'always' },
     token: {
-      url: `${origin}/api/token`,
+      url: `${base}/api/token`,
       encoding: 'json',
       clientAuth: { in: 'header', name: 'x-acme-key' },
       rename: {
@@ -121,6 +129,7 @@ function acmeProvider() {
         refresh_token: 'refreshToken',
       },
     },
+    refresh: { url: `${base}/api/token?refresh` },
     response: {
       envelope: 'result',
       accessToken: 'token',
@@ -129,10 +138,26 @@ function acmeProvider() {
       extras: ['workspace'],
     },
     errors: { read: [{ error: 'fault.reason', description: 'fault.detail' }], aliases: { expired_renewal: 'invalid_grant' } },
-    revoke: { kind: 'request', url: `${origin}/api/session`, method: 'DELETE', auth: 'bearer' },
+    revoke: { kind: 'request', url: `${base}/api/session`, method: 'DELETE', auth: 'bearer' },
   };
-  return fromProfile(profile, { clientId: 'my-app', clientSecret: SECRET });
 }
+
+function acmeProvider() {
+  return fromProfile(acmeProfile(origin), { clientId: 'my-app', clientSecret: SECRET });
+}
+
+it("is the README's example of a profile, exactly", () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const guide = readme.slice(readme.indexOf('### Describe your own provider'));
+  const example = /```ts\n([\s\S]*?)```/.exec(guide)?.[1] ?? '';
+  expect(example).toContain("import { fromProfile } from 'oauth-middleware/providers';");
+  // The example is plain JavaScript apart from its import: run it with a fromProfile that keeps what it gets.
+  const run = new Function('fromProfile', 'clientId', 'clientSecret', `${example.replace(/^import .*$/m, '')}\nreturn acme;`);
+  const keep = (profile: unknown, options: unknown) => ({ profile, options });
+  expect(run(keep, 'my-app', SECRET)).toEqual(
+    keep(acmeProfile('https://acme.example'), { clientId: 'my-app', clientSecret: SECRET }),
+  );
+});
 
 describe.each(adapters)('a provider described inline, on $name', (adapter) => {
   it('logs in, refreshes with rotation, retries fetch after a 401, and revokes at logout', async () => {
