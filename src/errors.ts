@@ -28,7 +28,8 @@ const STATUS: Readonly<Record<OAuthErrorCode, number>> = Object.freeze({
   provider_unavailable: 503,
   invalid_response: 502,
   store_unavailable: 503,
-  session_too_large: 500,
+  // The provider's tokens do not fit the app's cookies: an upstream answer this app cannot keep.
+  session_too_large: 502,
   cross_site_request: 403,
 });
 

@@ -247,7 +247,13 @@ export function createOAuth(input: OAuthConfig): OAuth {
     }
     await session.renew();
     refreshes.revive(name, tokens); // a provider may hand out the same tokens again after a logout
-    await session.put(name, tokens);
+    try {
+      await session.put(name, tokens);
+    } catch (err) {
+      // Tokens this app cannot keep (too large for its cookies) are given back, not left granted.
+      if (isOAuthError(err) && err.code === 'session_too_large') await revoke(name, tokens);
+      throw err;
+    }
     hooks.onLogin({ provider: name, claims });
     return { status: 302, location: transaction.returnTo };
   }
