@@ -1,10 +1,12 @@
 /**
  * What each preset sends in its authorization request, read off the URL it builds (no network:
- * presets with known endpoints need no discovery). The token side is proven end to end against
- * the emulators.
+ * presets with known endpoints need no discovery). The seed providers' token side is proven end to
+ * end against the emulators; the other presets' token handling against a tiny server per case.
  */
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { createOAuth } from '../src/index.js';
+import { createOAuth, OAuthError } from '../src/index.js';
 import {
   calcom,
   calcomPlatform,
@@ -179,5 +181,184 @@ describe('presets', () => {
     expect(provider.stateOptional).toBe(true);
     expect(provider.expiredStatuses).toEqual([401, 498]);
     expect((await authorizationUrl(provider)).searchParams.get('client_id')).toBe('abc/1');
+  });
+});
+
+interface Seen {
+  method: string;
+  /** The request target as sent, query untouched. */
+  target: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+interface Answer {
+  status?: number;
+  type?: string;
+  body: string | Record<string, unknown>;
+}
+
+/**
+ * Runs `use` against a token server on 127.0.0.1 (port 0) that answers every request with
+ * `answer(request)` and records what came; closed afterwards.
+ */
+async function withServer<T>(answer: (seen: Seen) => Answer, use: (origin: string, seen: Seen[]) => Promise<T>): Promise<T> {
+  const seen: Seen[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      const request = { method: req.method ?? '', target: req.url ?? '', headers: req.headers, body };
+      seen.push(request);
+      const reply = answer(request);
+      res.writeHead(reply.status ?? 200, { 'content-type': reply.type ?? 'application/json' });
+      res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    return await use(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+}
+
+/** Every URL of a preset on the local server, so that none of them reaches the real provider. */
+const local = (origin: string) => ({
+  authorization: `${origin}/authorize`,
+  token: `${origin}/token`,
+  refresh: `${origin}/token?refresh`,
+  revoke: `${origin}/revoke`,
+});
+
+/** The code exchange after a callback whose state was already checked. */
+async function exchange(provider: ProviderDefinition) {
+  const client = await provider.connect();
+  const checks = { state: 'the-state', codeVerifier: provider.pkce ? 'v'.repeat(43) : undefined };
+  return client.exchangeCode(new URL(`${redirect}?code=the-code&state=the-state`), redirect, checks);
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+
+describe('token handling of the presets without an emulator', () => {
+  it("uses Slack's user token nested in authed_user, not the bot token beside it", async () => {
+    const answer = {
+      body: {
+        ok: true,
+        app_id: 'A1',
+        access_token: 'xoxb-bot',
+        token_type: 'bot',
+        scope: 'commands',
+        team: { id: 'T1', name: 'Team' },
+        enterprise: null,
+        authed_user: {
+          id: 'U1',
+          scope: 'users:read',
+          access_token: 'xoxp-user',
+          token_type: 'user',
+          refresh_token: 'xoxe-1',
+          expires_in: 43200,
+        },
+      },
+    };
+    const tokens = await withServer(
+      () => answer,
+      (origin) => exchange(slack({ ...credentials, scopes: ['users:read'], endpoints: local(origin) })),
+    );
+    expect(tokens).toMatchObject({
+      accessToken: 'xoxp-user',
+      tokenType: 'Bearer', // Slack's `user` is a bearer token
+      refreshToken: 'xoxe-1',
+      scope: 'users:read',
+      extras: { id: 'U1', team: { id: 'T1', name: 'Team' }, enterprise: null },
+    });
+    expect(tokens.expiresAt).toBeGreaterThanOrEqual(now() + 43200 - 5);
+    expect(JSON.stringify(tokens)).not.toContain('xoxb-bot');
+  });
+
+  it("asks GitHub's token endpoint for JSON (it answers form-encoded otherwise)", async () => {
+    const tokens = await withServer(
+      ({ headers }) =>
+        headers.accept === 'application/json'
+          ? { body: { access_token: 'gho_1', token_type: 'bearer', scope: 'read:user' } }
+          : { type: 'application/x-www-form-urlencoded', body: 'access_token=gho_1&scope=read%3Auser&token_type=bearer' },
+      async (origin, seen) => {
+        const result = await exchange(github({ ...credentials, endpoints: local(origin) }));
+        expect(seen.map((s) => [s.method, s.target, s.headers.accept])).toEqual([['POST', '/token', 'application/json']]);
+        return result;
+      },
+    );
+    expect(tokens).toMatchObject({ accessToken: 'gho_1', tokenType: 'Bearer', scope: 'read:user', extras: {} });
+  });
+
+  it.each<[string, (origin: string) => Promise<unknown>, Answer, { error: string; errorDescription: string | undefined }]>([
+    [
+      "Slack's {ok: false} on the code exchange",
+      (origin) => exchange(slack({ ...credentials, endpoints: local(origin) })),
+      { body: { ok: false, error: 'bad_client_secret' } },
+      { error: 'bad_client_secret', errorDescription: undefined },
+    ],
+    [
+      "Slack's {ok: false} on a refresh, its code read as invalid_grant",
+      async (origin) => (await slack({ ...credentials, endpoints: local(origin) }).connect()).refresh('xoxe-1'),
+      { body: { ok: false, error: 'invalid_refresh_token' } },
+      { error: 'invalid_grant', errorDescription: undefined },
+    ],
+    [
+      "GitHub's HTTP 200 {error} for a bad code, read as invalid_grant",
+      (origin) => exchange(github({ ...credentials, endpoints: local(origin) })),
+      {
+        body: {
+          error: 'bad_verification_code',
+          error_description: 'The code passed is incorrect or expired.',
+          error_uri:
+            'https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#bad-verification-code',
+        },
+      },
+      { error: 'invalid_grant', errorDescription: 'The code passed is incorrect or expired.' },
+    ],
+    [
+      "GitHub's HTTP 200 {error} for wrong client credentials",
+      (origin) => exchange(github({ ...credentials, endpoints: local(origin) })),
+      {
+        body: {
+          error: 'incorrect_client_credentials',
+          error_description: 'The client_id and/or client_secret passed are incorrect.',
+        },
+      },
+      { error: 'incorrect_client_credentials', errorDescription: 'The client_id and/or client_secret passed are incorrect.' },
+    ],
+  ])('turns %s into provider_error', async (_name, run, answer, expected) => {
+    const failure = await withServer(
+      () => answer,
+      (origin) =>
+        run(origin).then(
+          () => undefined,
+          (err: unknown) => err,
+        ),
+    );
+    expect(failure).toBeInstanceOf(OAuthError);
+    expect(failure).toMatchObject({ code: 'provider_error', status: 502, ...expected });
+    expect(JSON.stringify(failure) + String(failure)).not.toContain(credentials.clientSecret);
+  });
+
+  it.each([
+    ['seconds from now', 86400, 86400],
+    ['an epoch in seconds (over 1e9)', now() + 7200, 7200],
+  ])("reads Dropbox Sign's expires_in as %s", async (_name, expiresIn, lifetime) => {
+    const answer = { body: { access_token: 'NWNi=', token_type: 'Bearer', refresh_token: 'hNTI2', expires_in: expiresIn } };
+    await withServer(
+      () => answer,
+      async (origin, seen) => {
+        const provider = dropboxSign({ ...credentials, endpoints: local(origin) });
+        for (const tokens of [await exchange(provider), await (await provider.connect()).refresh('hNTI2')]) {
+          expect(tokens.expiresAt).toBeGreaterThanOrEqual(now() + lifetime - 5);
+          expect(tokens.expiresAt).toBeLessThanOrEqual(now() + lifetime + 1);
+        }
+        // The refresh went to the valueless `?refresh` flag, kept literally.
+        expect(seen.map((s) => s.target)).toEqual(['/token', '/token?refresh']);
+      },
+    );
   });
 });
