@@ -24,8 +24,11 @@ export interface CalcomPlatformEmulatorOptions extends EmulatorOptions {
 
 /** The authorization token's lifetime is undocumented [U]: ten minutes. */
 const CODE_LIFETIME_SECONDS = 600;
-/** Refresh tokens live a year (CONTRACTS.md §3a). The rounding of both expiries to a minute or a day is not emulated. */
-const REFRESH_LIFETIME_MS = 365 * 24 * 3600 * 1000;
+/**
+ * Refresh tokens live a year (CONTRACTS.md §3a) and are refused after the `refreshTokenExpiresAt`
+ * announced. The rounding of both expiries to a minute or a day is not emulated.
+ */
+const REFRESH_LIFETIME_SECONDS = 365 * 24 * 3600;
 
 /** Nest's exception filter envelope (CONTRACTS.md §3a, Errors). */
 function fail(req: EmulatorRequest, status: 400 | 401 | 498, message: string, reason = message): Reply {
@@ -39,7 +42,7 @@ function fail(req: EmulatorRequest, status: 400 | 401 | 498, message: string, re
  * approves at once), `POST /v2/oauth/{clientId}/exchange`, `POST /v2/oauth/{clientId}/refresh` and `GET /v2/me`.
  * - The redirect back is `${redirect_uri}?code=…`, without `state` unless `echoState` is set.
  * - Exchange: the code in `Authorization: Bearer`, JSON `{"clientSecret"}`. Refresh: `x-cal-secret-key`,
- *   JSON `{"refreshToken"}`; refresh tokens are single use (rotated).
+ *   JSON `{"refreshToken"}`; refresh tokens are single use (rotated) and refused after their `refreshTokenExpiresAt`.
  * - Answers are `{status: "success", data: {accessToken, refreshToken, accessTokenExpiresAt, refreshTokenExpiresAt}}`
  *   (epoch ms). The API answers 498 for an expired access token, 401 for an unknown or revoked one. No revocation.
  *
@@ -131,11 +134,11 @@ function issue({ emulator, book }: EmulatorContext, grant: Grant): Reply {
   const now = Date.now();
   const claims = { clientId: emulator.clientId, ownerId: 1, iat: Math.floor(now / 1000) };
   const accessTokenExpiresAt = now + emulator.accessTokenTtl * 1000;
-  const refreshTokenExpiresAt = now + REFRESH_LIFETIME_MS;
+  const refreshTokenExpiresAt = now + REFRESH_LIFETIME_SECONDS * 1000;
   const accessToken = jwtLike({ ...claims, type: 'access_token', expiresAt: accessTokenExpiresAt });
   const refreshToken = jwtLike({ ...claims, type: 'refresh_token', expiresAt: refreshTokenExpiresAt });
   book.addAccess(accessToken, grant, emulator.accessTokenTtl);
-  book.addRefresh(refreshToken, grant);
+  book.addRefresh(refreshToken, grant, REFRESH_LIFETIME_SECONDS);
   return {
     status: 200,
     issued: { accessToken, refreshToken },

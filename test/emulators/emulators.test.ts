@@ -614,6 +614,7 @@ describe('Cal.com platform emulator', () => {
     expect(Number.isNaN(Date.parse((body as { timestamp: string }).timestamp))).toBe(false);
   });
 
+  // The authorization token's lifetime is undocumented (CONTRACTS.md §3a), so no expiry is asserted.
   it('takes a code once', async () => {
     const c = await code();
     expect((await exchange(c)).status).toBe(200);
@@ -661,6 +662,21 @@ describe('Cal.com platform emulator', () => {
   ])('refuses a refresh with %s', async (_name, send, status, message) => {
     const code = status === 401 ? 'UnauthorizedException' : 'BadRequestException';
     expect(await expectRefused(e, await send(), status, 'refresh')).toMatchObject({ status: 'error', error: { code, message } });
+  });
+
+  it('refuses a refresh token once its refreshTokenExpiresAt has passed', async () => {
+    const [early, late] = [await keys(), await keys()];
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(early.refreshTokenExpiresAt - 1000);
+      expect((await refresh(early.refreshToken)).status).toBe(200);
+      vi.setSystemTime(late.refreshTokenExpiresAt);
+      const body = await expectRefused(e, await refresh(late.refreshToken), 400, 'refresh');
+      expect(body).toMatchObject({ status: 'error', error: { code: 'BadRequestException', message: 'Invalid refresh token' } });
+      expect(e.rejections.at(-1)?.reason).toMatch(/^expired/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('answers 498 for an expired access token, 401 for an unknown or revoked one', async () => {
@@ -772,6 +788,14 @@ describe('Sunshine Conversations emulator', () => {
     const code = status === 401 ? 'unauthorized' : 'bad_request';
     expect(body).toEqual({ errors: [{ code, title: expect.any(String) }] });
     expect(e.counts[endpoint]).toBe(1);
+  });
+
+  // The code's lifetime is undocumented (CONTRACTS.md §4), so no expiry is asserted; single use is.
+  it('takes a code once', async () => {
+    const value = await code();
+    expect((await exchange({ code: value })).status).toBe(200);
+    const body = await expectRefused(e, await exchange({ code: value }), 400, 'token');
+    expect(body).toEqual({ errors: [{ code: 'bad_request', title: 'Invalid code' }] });
   });
 
   it('revokes every token on Basic client credentials; refuses a wrong or missing one', async () => {

@@ -312,7 +312,7 @@ export class TokenBook {
   private readonly codes = new Map<string, number>();
   private readonly grants = new Set<Grant>();
   private readonly access = new Map<string, { grant: Grant; expiresAt: number | undefined; revoked: boolean }>();
-  private readonly refresh = new Map<string, Grant>();
+  private readonly refresh = new Map<string, { grant: Grant; expiresAt: number | undefined }>();
 
   addCode(code: string, lifetimeSeconds: number): string {
     this.codes.set(code, Date.now() + lifetimeSeconds * 1000);
@@ -341,8 +341,10 @@ export class TokenBook {
     return expiresAt;
   }
 
-  addRefresh(token: string, grant: Grant): string {
-    this.refresh.set(token, grant);
+  /** Records a refresh token; without a lifetime it lasts until revoked or rotated away. */
+  addRefresh(token: string, grant: Grant, lifetimeSeconds?: number): string {
+    const expiresAt = lifetimeSeconds === undefined ? undefined : Date.now() + lifetimeSeconds * 1000;
+    this.refresh.set(token, { grant, expiresAt });
     return token;
   }
 
@@ -355,9 +357,11 @@ export class TokenBook {
   }
 
   checkRefresh(token: string | undefined): TokenCheck {
-    const grant = token === undefined ? undefined : this.refresh.get(token);
-    if (!grant) return { ok: false, why: 'unknown' };
-    return grant.revoked ? { ok: false, why: 'revoked' } : { ok: true, grant };
+    const entry = token === undefined ? undefined : this.refresh.get(token);
+    if (!entry) return { ok: false, why: 'unknown' };
+    if (entry.grant.revoked) return { ok: false, why: 'revoked' };
+    if (entry.expiresAt !== undefined && Date.now() >= entry.expiresAt) return { ok: false, why: 'expired' };
+    return { ok: true, grant: entry.grant };
   }
 
   /** For rotation: the old refresh token stops working, the grant and its access tokens stay. */
