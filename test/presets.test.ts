@@ -343,6 +343,21 @@ describe('token handling of the presets without an emulator', () => {
     expect(JSON.stringify(failure) + String(failure)).not.toContain(credentials.clientSecret);
   });
 
+  it('form-encodes Basic client credentials (RFC 6749 §2.3.1) alike on token requests and both kinds of revocation', async () => {
+    const special = { clientId: 'id:1', clientSecret: 'a+b/c%d é' };
+    const answer = ({ target }: Seen): Answer =>
+      target === '/token' ? { body: { access_token: 'v1u:1', token_type: 'Bearer', refresh_token: 'r1' } } : { body: '' };
+    await withServer(answer, async (origin, seen) => {
+      const pd = pipedrive({ ...special, endpoints: local(origin) });
+      await exchange(pd);
+      await (await pd.connect()).revoke?.({ accessToken: 'v1u:1', refreshToken: 'r1' }); // RFC 7009
+      await (await github({ ...special, endpoints: local(origin) }).connect()).revoke?.({ accessToken: 'gho_1' }); // a DELETE
+      expect(seen.map((s) => `${s.method} ${s.target}`)).toEqual(['POST /token', 'POST /revoke', 'DELETE /revoke']);
+      const decoded = seen.map((s) => Buffer.from((s.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString());
+      expect(decoded).toEqual(Array(3).fill('id%3A1:a%2Bb%2Fc%25d+%C3%A9'));
+    });
+  });
+
   it.each([
     ['seconds from now', 86400, 86400],
     ['an epoch in seconds (over 1e9)', now() + 7200, 7200],

@@ -4,7 +4,7 @@ import { commonProblems, urlProblems } from './oidc.js';
 import { call, isLoopback, openIdClient } from './openid.js';
 import type { PresetOptions, ProviderProfile, RevokeProfile } from './profile.js';
 import type { ProviderClient, ProviderDefinition } from './types.js';
-import { dialectFetch } from './wire.js';
+import { basicCredentials, dialectFetch } from './wire.js';
 
 /**
  * A provider from a profile and the app's credentials. Every preset is made this way, and so is a
@@ -147,7 +147,7 @@ function requestRevoke(
   return async ({ accessToken }: { accessToken: string }) => {
     const headers = new Headers({ accept: 'application/json' });
     if (revoke.auth === 'bearer') headers.set('authorization', `Bearer ${accessToken}`);
-    else headers.set('authorization', `Basic ${btoa(`${options.clientId}:${options.clientSecret ?? ''}`)}`);
+    else headers.set('authorization', basicCredentials(options.clientId, options.clientSecret ?? ''));
     let body: string | undefined;
     if (revoke.tokenInBody) {
       headers.set('content-type', 'application/json');

@@ -11,6 +11,8 @@ import type { ProviderDefinition } from './types.js';
  *   safely (a stateless callback without PKCE could be forged): send Marketplace users to the
  *   app's login route instead.
  * - Denial is `error=user_denied`. Basic client auth, form bodies, RFC 7009 revocation.
+ * - Logout revokes the refresh token, the only way to end the grant, and revoking it uninstalls the
+ *   app for that user at Pipedrive [P SDK]: their next login installs it again.
  * - Refresh at `/oauth/token` without the seeds' trailing slash; tokens do not rotate [P] (a new
  *   refresh token [U] would be kept all the same). `api_domain` is kept: API calls go there.
  */

@@ -77,8 +77,7 @@ function placeCredentials(
   const secret = settings.clientSecret ?? '';
   switch (auth.in) {
     case 'basic':
-      // RFC 6749 §2.3.1: both parts form-encoded before base64.
-      headers.set('authorization', `Basic ${btoa(`${formEncode(settings.clientId)}:${formEncode(secret)}`)}`);
+      headers.set('authorization', basicCredentials(settings.clientId, secret));
       return;
     case 'body':
       if (auth.id !== null) fields.set(auth.id ?? 'client_id', settings.clientId);
@@ -92,8 +91,13 @@ function placeCredentials(
   }
 }
 
-function formEncode(value: string): string {
-  return encodeURIComponent(value).replace(/%20/g, '+');
+/**
+ * `Authorization: Basic` client credentials, for every request that carries them: RFC 6749 §2.3.1
+ * form-encodes id and secret before base64 (a `:` in the id would otherwise split it wrongly).
+ */
+export function basicCredentials(clientId: string, clientSecret: string): string {
+  const formEncode = (value: string) => encodeURIComponent(value).replace(/%20/g, '+');
+  return `Basic ${btoa(`${formEncode(clientId)}:${formEncode(clientSecret)}`)}`;
 }
 
 /** The provider's answer, re-expressed as RFC 6749 JSON for openid-client. */
