@@ -359,9 +359,10 @@ describe('token handling of the presets without an emulator', () => {
   });
 
   it.each([
-    ['seconds from now', 86400, 86400],
-    ['an epoch in seconds (over 1e9)', now() + 7200, 7200],
-  ])("reads Dropbox Sign's expires_in as %s", async (_name, expiresIn, lifetime) => {
+    ['seconds from now', false, 86400],
+    ['an epoch in seconds (over 1e9)', true, 7200],
+  ])("reads Dropbox Sign's expires_in as %s", async (_name, epoch, lifetime) => {
+    const expiresIn = epoch ? now() + lifetime : lifetime;
     const answer = { body: { access_token: 'NWNi=', token_type: 'Bearer', refresh_token: 'hNTI2', expires_in: expiresIn } };
     await withServer(
       () => answer,

@@ -138,7 +138,7 @@ function issue({ emulator, book }: EmulatorContext, grant: Grant): Reply {
   const accessToken = jwtLike({ ...claims, type: 'access_token', expiresAt: accessTokenExpiresAt });
   const refreshToken = jwtLike({ ...claims, type: 'refresh_token', expiresAt: refreshTokenExpiresAt });
   book.addAccess(accessToken, grant, emulator.accessTokenTtl);
-  book.addRefresh(refreshToken, grant, REFRESH_LIFETIME_SECONDS);
+  book.addRefresh(refreshToken, grant, refreshTokenExpiresAt);
   return {
     status: 200,
     issued: { accessToken, refreshToken },

@@ -341,9 +341,11 @@ export class TokenBook {
     return expiresAt;
   }
 
-  /** Records a refresh token; without a lifetime it lasts until revoked or rotated away. */
-  addRefresh(token: string, grant: Grant, lifetimeSeconds?: number): string {
-    const expiresAt = lifetimeSeconds === undefined ? undefined : Date.now() + lifetimeSeconds * 1000;
+  /**
+   * Records a refresh token. `expiresAt` (epoch ms) is the very instant the answer announces, so the
+   * token is refused exactly from then; without it the token lasts until revoked or rotated away.
+   */
+  addRefresh(token: string, grant: Grant, expiresAt?: number): string {
     this.refresh.set(token, { grant, expiresAt });
     return token;
   }
