@@ -8,6 +8,7 @@ import { OAuthError, type TokenSet } from 'oauth-middleware';
 import { oauthMiddleware as expressOAuth, requireToken as expressGuard } from 'oauth-middleware/express';
 import { oauthMiddleware as koaOAuth } from 'oauth-middleware/koa';
 import { oidc, pipedrive } from 'oauth-middleware/providers';
+import { type Emulator, startPipedriveEmulator } from 'oauth-middleware/testing';
 
 const config = {
   baseUrl: 'https://app.example.com',
@@ -36,3 +37,13 @@ koa.use(async (ctx) => {
     else throw err;
   }
 });
+
+/** The README's "test your app against strict emulators", as a user writes it. */
+export async function againstEmulator(): Promise<number> {
+  const emulator: Emulator = await startPipedriveEmulator({ redirectUri: 'http://127.0.0.1:3000/auth/pipedrive/callback' });
+  const provider = pipedrive({ clientId: emulator.clientId, clientSecret: emulator.clientSecret, endpoints: emulator.endpoints });
+  emulator.accessTokenTtl = 30;
+  const issued = emulator.issued.at(-1)?.accessToken;
+  await emulator.close();
+  return provider.scopes.length + emulator.counts.refresh + (issued?.length ?? 0);
+}
