@@ -11,6 +11,7 @@ import {
   BASE_URL,
   CLIENT_ID,
   completeLogin,
+  refreshDirectly,
   startAuthorizationServer,
   type TestServer,
   testProvider,
@@ -51,6 +52,7 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
   let oauth: OAuth;
   let app: RunningApp;
   let errors: unknown[];
+  let others: RunningApp[] = [];
 
   async function start(overrides: Partial<OAuthConfig> = {}) {
     await app?.close();
@@ -63,9 +65,29 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
     return request.agent(app.server);
   }
 
+  /**
+   * Another instance of the app (same secret; pass the store to share it), running beside the
+   * current one, as a second process would: its seal cache has never seen any cookie.
+   */
+  async function another(overrides: Partial<OAuthConfig> = {}) {
+    const instance = createOAuth(config({ hooks: { onError: (e) => errors.push(e) }, ...overrides }));
+    const running = await adapter.start(instance);
+    others.push(running);
+    return { oauth: instance, server: running.server };
+  }
+
+  /** The store to hand to every instance of one test, so that they share tokens. */
+  function sharedStore(): Partial<OAuthConfig> {
+    const shared = make();
+    return shared ? { store: shared } : {};
+  }
+
   afterEach(async () => {
+    vi.useRealTimers();
     op.reset();
     await app?.close();
+    await Promise.all(others.map((o) => o.close()));
+    others = [];
   });
 
   /** Logs in through the real provider; returns the callback's response. */
@@ -331,6 +353,71 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
     });
   });
 
+  describe('session cookie, served by an instance that has never seen it', () => {
+    // The session cookie (cookie store) or the session id cookie and the tokens sealed in the
+    // server store: the sealed values one session's getToken has to open.
+    const sealedValuesPerSession = store === 'cookie' ? 1 : 2;
+
+    it('unseals nothing for requests that never touch oauth, even when they carry a session cookie', async () => {
+      const kept = sharedStore();
+      const issuer = await start(kept);
+      await login(issuer);
+      const cookie = await cookieOf(issuer);
+      expect(cookie).toContain('oauth_session=');
+      const second = await another(kept);
+      expect(second.oauth.stats).toEqual({ seals: 0, unseals: 0 });
+      for (let i = 0; i < 10; i++) {
+        const res = await request(second.server).get('/plain').set('cookie', cookie).expect(200, 'plain');
+        expect(res.headers['set-cookie']).toBeUndefined();
+      }
+      expect(second.oauth.stats).toEqual({ seals: 0, unseals: 0 });
+      // The same cookie is readable there: zero above is laziness, not a session it cannot open.
+      await request(second.server).get('/token/op').set('cookie', cookie).expect(200);
+      expect(second.oauth.stats.unseals).toBe(sealedValuesPerSession);
+    });
+
+    it('unseals a cookie value once for many sequential requests, and never reseals unchanged data', async () => {
+      const kept = sharedStore();
+      const issuer = await start(kept);
+      await login(issuer);
+      const cookie = await cookieOf(issuer);
+      const expected = (await issuer.get('/token/op').expect(200)).body.accessToken as string;
+      const second = await another(kept);
+      for (let i = 0; i < 5; i++) {
+        const res = await request(second.server).get('/token/op').set('cookie', cookie).expect(200);
+        expect(res.body.accessToken).toBe(expected);
+        expect(res.headers['set-cookie']).toBeUndefined(); // a token that is not due changes nothing
+      }
+      expect(second.oauth.stats.unseals).toBe(sealedValuesPerSession);
+      expect(second.oauth.stats.seals).toBe(0);
+      expect(op.counts.refresh_token).toBe(0);
+    });
+
+    it('unseals a cookie value it has not seen once for 50 concurrent requests carrying it', async () => {
+      const kept = sharedStore();
+      const issuer = await start(kept);
+      await login(issuer);
+      const firstCookie = await cookieOf(issuer);
+      const second = await another(kept);
+      const burst = (cookie: string) =>
+        Promise.all(Array.from({ length: 50 }, () => request(second.server).get('/token/op').set('cookie', cookie)));
+      const responses = await burst(firstCookie);
+      expect(responses.map((r) => r.status)).toEqual(Array(50).fill(200));
+      expect(second.oauth.stats.unseals).toBe(sealedValuesPerSession);
+      // Another session, new to the second instance: again one unseal per sealed value, not per request.
+      const otherBrowser = request.agent(app.server);
+      await login(otherBrowser);
+      const secondCookie = await cookieOf(otherBrowser);
+      expect(secondCookie).not.toBe(firstCookie);
+      const more = await burst(secondCookie);
+      expect(more.map((r) => r.status)).toEqual(Array(50).fill(200));
+      expect(new Set(more.map((r) => r.body.accessToken)).size).toBe(1);
+      expect(more[0]?.body.accessToken).not.toBe(responses[0]?.body.accessToken);
+      expect(second.oauth.stats.unseals).toBe(2 * sealedValuesPerSession);
+      expect(second.oauth.stats.seals).toBe(0);
+    });
+  });
+
   describe('refresh', () => {
     it('refreshes a due token once, with rotation, and stores the new refresh token', async () => {
       const agent = await start();
@@ -376,7 +463,8 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
     });
 
     it('gives a request still carrying the pre-refresh cookie the new tokens, with no second refresh', async () => {
-      const agent = await start();
+      const kept = sharedStore();
+      const agent = await start(kept);
       op.accessTokenTtl = 30;
       await login(agent);
       op.accessTokenTtl = 3600;
@@ -392,15 +480,31 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
       op.accessTokenTtl = 30;
       await agent.get('/token/op').expect(200); // not due yet: 3600 s token
       expect(op.counts.refresh_token).toBe(1);
+      // The browser now holds what the late response left it. Later, when the new token is due,
+      // it refreshes with that cookie, on an instance with no memory of the first refresh: only
+      // the newest (rotated) refresh token can succeed; the spent one would be invalid_grant.
+      const lateCookie = withSetCookies(staleCookie, late);
+      const fresher = await another(kept);
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + (3600 - 60 + 5) * 1000, shouldAdvanceTime: true });
+      const next = await request(fresher.server).get('/token/op').set('cookie', lateCookie);
+      vi.useRealTimers();
+      expect(next.status).toBe(200);
+      expect(next.body.accessToken).not.toBe(fresh.accessToken);
+      expect(next.body.claims.sub).toBe('alice');
+      expect(op.counts.refresh_token).toBe(2);
+      expect(errors).toEqual([]);
     });
 
     it('turns a revoked refresh token into 401 reauth_required and forgets the tokens', async () => {
       const agent = await start();
-      op.accessTokenTtl = 61; // due one second from now with the 60 s skew
+      // Not due for a minute with the 60 s skew: the first getToken must not refresh, however slow
+      // the login was (a 61 s token, due after one wall-clock second, made this test flaky).
+      op.accessTokenTtl = 120;
       await login(agent);
       const { accessToken } = (await agent.get('/token/op').expect(200)).body;
+      expect(op.counts.refresh_token).toBe(0);
       await op.revokeGrant(accessToken);
-      await new Promise((r) => setTimeout(r, 1100));
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 61_000, shouldAdvanceTime: true }); // now due
       const res = await agent.get('/token/op').expect(401);
       expect(res.body.error).toBe('reauth_required');
       expect(op.counts.refresh_token).toBe(1);
@@ -434,11 +538,32 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
     it('revokes at the provider, deletes the tokens and lands on returnTo', async () => {
       const agent = await start();
       await login(agent);
+      const [refreshToken] = op.issued.refreshTokens;
+      const [accessToken] = op.issued.accessTokens;
+      expect(op.issued.refreshTokens).toHaveLength(1);
       const res = await agent.post('/auth/op/logout?returnTo=/bye').set('accept', 'text/html').expect(302);
       expect(res.headers.location).toBe('/bye');
       expect(op.counts.revocation).toBe(1);
       const token = await agent.get('/token/op').expect(401);
       expect(token.body.error).toBe('not_connected');
+      // The revocation worked, not merely reached the provider: nothing went to onError, and the
+      // provider now refuses the refresh token the app held.
+      expect(errors).toEqual([]);
+      const refused = await refreshDirectly(op, refreshToken as string);
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toBe('invalid_grant');
+      // Revoking the refresh token ended the grant: its access token is dead too.
+      const userinfo = await fetch(op.userinfo, { headers: { authorization: `Bearer ${accessToken}` } });
+      expect(userinfo.status).toBe(401);
+    });
+
+    it('leaves the refresh token usable at the provider when there is no logout (control for the revocation check)', async () => {
+      const agent = await start();
+      await login(agent);
+      const [refreshToken] = op.issued.refreshTokens;
+      const accepted = await refreshDirectly(op, refreshToken as string);
+      expect(accepted.status).toBe(200);
+      expect(accepted.body.refresh_token).toEqual(expect.any(String));
     });
 
     it('refuses a cross-site logout (403 cross_site_request) and keeps the tokens', async () => {
@@ -477,6 +602,27 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
       const dotted = await agent.post('/auth/op/logout?returnTo=/..//evil.example').set('accept', 'text/html').expect(302);
       expect(dotted.headers.location).toBe('/');
     });
+
+    it('lands on a safe returnTo sent with the logout, and on afterLogin for an unsafe one', async () => {
+      const agent = await start({ afterLogin: '/home' });
+      await login(agent);
+      // Express's test app parses forms. The Koa test app has no body parser (none is among the
+      // dev dependencies), so on Koa returnTo travels in the query.
+      const logout = (returnTo: string) =>
+        adapter.name === 'express'
+          ? agent.post('/auth/op/logout').type('form').send({ returnTo })
+          : agent.post(`/auth/op/logout?returnTo=${encodeURIComponent(returnTo)}`).set('accept', 'text/html');
+      const safe = await logout('/bye?from=logout');
+      expect(safe.status).toBe(302);
+      expect(safe.headers.location).toBe('/bye?from=logout');
+      expect(op.counts.revocation).toBe(1);
+      await agent.get('/token/op').expect(401);
+      await login(agent);
+      const unsafe = await logout('//evil.example');
+      expect(unsafe.status).toBe(302);
+      expect(unsafe.headers.location).toBe('/home');
+      expect(op.counts.revocation).toBe(2);
+    });
   });
 
   describe('requireToken', () => {
@@ -492,6 +638,24 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
     });
   });
 });
+
+/** A `Cookie` header after a response's `Set-Cookie` lines were applied to it, as a browser would. */
+function withSetCookies(cookie: string, response: request.Response): string {
+  const jar = new Map(
+    cookie
+      .split('; ')
+      .filter(Boolean)
+      .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)] as const),
+  );
+  for (const line of (response.headers['set-cookie'] as unknown as string[] | undefined) ?? []) {
+    const [pair = ''] = line.split(';');
+    const name = pair.slice(0, pair.indexOf('='));
+    const value = pair.slice(pair.indexOf('=') + 1);
+    if (value === '' || /max-age=0(;|$)/i.test(line)) jar.delete(name);
+    else jar.set(name, value);
+  }
+  return [...jar].map(([name, value]) => `${name}=${value}`).join('; ');
+}
 
 /** The cookies an agent would send to the app. */
 async function cookieOf(agent: request.Agent): Promise<string> {

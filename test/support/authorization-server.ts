@@ -17,11 +17,29 @@ export interface TestServer extends DemoIdp {
   accessTokenTtl: number;
   /** When set, the token endpoint answers this status (with a JSON error body) instead of working. */
   failTokenEndpoint: number | undefined;
+  /** When set, the revocation endpoint answers this status (with a JSON error body) instead of working. */
+  failRevocation: number | undefined;
   /** Added to the token endpoint's answer time, in ms (to widen race windows). */
   tokenDelayMs: number;
+  /**
+   * Every token the token endpoint handed out since the last reset, in order (the last refresh
+   * token is the one the app should now hold). Tests use them to look for leaks and to call the
+   * provider directly.
+   */
+  issued: IssuedTokens;
   reset(): void;
   /** Ends the grant behind an access token, as a user removing the app at the provider would. */
   revokeGrant(accessToken: string): Promise<void>;
+}
+
+export interface IssuedTokens {
+  accessTokens: string[];
+  refreshTokens: string[];
+  idTokens: string[];
+}
+
+function noneIssued(): IssuedTokens {
+  return { accessTokens: [], refreshTokens: [], idTokens: [] };
 }
 
 export async function startAuthorizationServer(
@@ -32,9 +50,12 @@ export async function startAuthorizationServer(
     counts: { authorization_code: 0, refresh_token: 0, revocation: 0 },
     accessTokenTtl: 3600,
     failTokenEndpoint: undefined as number | undefined,
+    failRevocation: undefined as number | undefined,
     tokenDelayMs: 0,
+    issued: noneIssued(),
     reset() {
       state.counts = { authorization_code: 0, refresh_token: 0, revocation: 0 };
+      state.issued = noneIssued();
       state.accessTokenTtl = 3600;
       state.failTokenEndpoint = undefined;
       state.tokenDelayMs = 0;
@@ -60,8 +81,21 @@ export async function startAuthorizationServer(
             return;
           }
         }
-        if (ctx.method === 'POST' && ctx.path === '/token/revocation') state.counts.revocation++;
+        if (ctx.method === 'POST' && ctx.path === '/token/revocation') {
+          state.counts.revocation++;
+          if (state.failRevocation !== undefined) {
+            ctx.status = state.failRevocation;
+            ctx.body = { error: 'temporarily_unavailable', error_description: 'injected failure' };
+            return;
+          }
+        }
         await next();
+        if (ctx.method === 'POST' && ctx.path === '/token' && ctx.body && typeof ctx.body === 'object') {
+          const body = ctx.body as { access_token?: unknown; refresh_token?: unknown; id_token?: unknown };
+          if (typeof body.access_token === 'string') state.issued.accessTokens.push(body.access_token);
+          if (typeof body.refresh_token === 'string') state.issued.refreshTokens.push(body.refresh_token);
+          if (typeof body.id_token === 'string') state.issued.idTokens.push(body.id_token);
+        }
       });
       const countGrant = (ctx: { oidc?: { params?: { grant_type?: unknown } } }) => {
         const grant = ctx.oidc?.params?.grant_type;
@@ -79,6 +113,27 @@ export async function startAuthorizationServer(
   }
   // The closures above read `state`, so `state` itself becomes the returned object.
   return Object.assign(state, idp, { revokeGrant });
+}
+
+/**
+ * A refresh_token grant sent straight to the server as the test client, bypassing the library:
+ * tells whether the server still honours a refresh token (a revoked one gives `invalid_grant`).
+ * Note that a successful call rotates the token, so the app's copy is spent afterwards.
+ */
+export async function refreshDirectly(
+  server: { issuer: string },
+  refreshToken: string,
+): Promise<{ status: number; body: { error?: string; access_token?: string; refresh_token?: string } }> {
+  const response = await fetch(`${server.issuer}/token`, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+    signal: AbortSignal.timeout(5000),
+  });
+  return { status: response.status, body: (await response.json()) as { error?: string } };
 }
 
 /**
