@@ -111,6 +111,9 @@ const REFRESH_LOCK_MARGIN_MS = 12_000;
 const STORE_WRITE_ATTEMPTS = 3;
 const TRANSACTION_COOKIE = 'oauth_tx.';
 const STATELESS_WINDOW_MS = 2 * 60 * 1000;
+// Logins of one provider in flight in one browser: each costs ~600 bytes of Cookie header, and
+// Node refuses a header over 16 KB, so abandoned ones must not pile up.
+const MAX_PENDING_LOGINS = 5;
 // randomState() gives 43 base64url characters; anything else in a callback is not ours.
 const STATE_FORMAT = /^[A-Za-z0-9_-]{16,128}$/;
 
@@ -152,8 +155,8 @@ export function createOAuth(input: OAuthConfig): OAuth {
   }
 
   function transactionAttributes(name: string) {
-    // Scoped to the callback: the browser sends transactions nowhere else.
-    const path = new URL(redirectUri(name)).pathname;
+    // Scoped to this provider's routes: the callback reads them, the login route prunes them.
+    const path = new URL(`${config.baseUrl}${config.prefix}/${name}/`).pathname;
     return { path, maxAge: TRANSACTION_TTL_SECONDS, secure: config.secureCookies };
   }
 
@@ -172,9 +175,35 @@ export function createOAuth(input: OAuthConfig): OAuth {
       createdAt: Date.now(),
     };
     const sealed = await sealer.seal(transaction, TRANSACTION_TTL_SECONDS, { cache: false });
+    await dropOldestTransactions(name, cookies);
     cookies.set(transactionCookie(checks.state), sealed, transactionAttributes(name));
     const challenge = checks.codeVerifier ? await client.calculatePKCECodeChallenge(checks.codeVerifier) : undefined;
     return { status: 302, location: ready.authorizationUrl(redirectUri(name), checks, challenge).href };
+  }
+
+  /**
+   * A code with no `state` to a browser with no login of this provider in flight: a flow started at
+   * the provider (an install from its marketplace), bound to nothing in this browser.
+   */
+  function startedAtProvider(query: URLSearchParams, cookies: RequestCookies): boolean {
+    if (query.has('state') || query.has('error') || !query.has('code')) return false;
+    return !cookies.names().some((n) => n.startsWith(transactionPrefix));
+  }
+
+  /** Makes room for one more login: the oldest (or unreadable) transactions go first. */
+  async function dropOldestTransactions(name: string, cookies: RequestCookies): Promise<void> {
+    const pending = cookies.names().filter((n) => n.startsWith(transactionPrefix));
+    if (pending.length < MAX_PENDING_LOGINS) return;
+    const dated = await Promise.all(
+      pending.map(async (cookieName) => {
+        const found = await transactionOf(cookieName.slice(transactionPrefix.length), cookies);
+        return { cookieName, createdAt: found?.transaction?.createdAt ?? 0 };
+      }),
+    );
+    dated.sort((a, b) => a.createdAt - b.createdAt);
+    for (const { cookieName } of dated.slice(0, pending.length - MAX_PENDING_LOGINS + 1)) {
+      cookies.set(cookieName, undefined, transactionAttributes(name));
+    }
   }
 
   async function readTransaction(name: string, query: URLSearchParams, cookies: RequestCookies): Promise<Transaction> {
@@ -183,7 +212,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     const states = query.getAll('state');
     const state = states[0];
     let found: { cookieName: string; transaction: Transaction | undefined } | undefined;
-    if (states.length === 0 && definition(name).stateOptional) found = await newestTransaction(name, cookies);
+    if (states.length === 0 && definition(name).withoutState === 'newest-login') found = await newestTransaction(name, cookies);
     else if (states.length === 1 && state !== undefined && STATE_FORMAT.test(state)) found = await transactionOf(state, cookies);
     if (!found) throw mismatch();
     // Single use: the transaction cookie goes whatever happens next.
@@ -204,7 +233,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
 
   /**
    * For a provider that may not echo `state`: the newest of this provider's transactions. Their
-   * cookies are scoped to this provider's callback path, so the browser sends only these. Only a
+   * cookies are scoped to this provider's routes, so the browser sends only these. Only a
    * login started in the last two minutes qualifies: without `state` (and such providers take no
    * PKCE either) nothing else binds the code to this browser, so the window for a forged callback
    * (login CSRF) is kept short.
@@ -230,6 +259,8 @@ export function createOAuth(input: OAuthConfig): OAuth {
     cookies: RequestCookies,
   ): Promise<RouteResult> {
     const provider = definition(name);
+    if (provider.withoutState === 'restart' && startedAtProvider(query, cookies))
+      return { status: 302, location: loginPath(name) };
     const transaction = await readTransaction(name, query, cookies);
     const ready = await connect(name);
     checkCallbackParameters(name, query, ready, provider);

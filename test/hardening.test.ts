@@ -88,6 +88,27 @@ describe.each(adapters)('$name adapter', (adapter) => {
     expect(token.body.accessToken).toEqual(expect.any(String));
   });
 
+  it('keeps at most five logins in flight per browser and provider, dropping the oldest', async () => {
+    const { server } = await start();
+    const agent = request.agent(server);
+    const starts: request.Response[] = [];
+    for (let i = 0; i < 8; i++) starts.push(await agent.get(`/auth/op/login?returnTo=/tab${i}`).expect(302));
+    const jar = agent.jar.getCookies({ domain: '127.0.0.1', path: '/auth/op/callback', secure: false, script: false });
+    expect(jar.filter((c) => c.name.startsWith('oauth_tx.'))).toHaveLength(5);
+    const oldest = await completeLogin(starts[0]!.headers.location as string);
+    expect((await agent.get(oldest.pathname + oldest.search).expect(400)).body.error).toBe('state_mismatch');
+    const newest = await completeLogin(starts[7]!.headers.location as string);
+    await agent
+      .get(newest.pathname + newest.search)
+      .expect(302)
+      .expect('location', '/tab7');
+    const third = await completeLogin(starts[3]!.headers.location as string);
+    await agent
+      .get(third.pathname + third.search)
+      .expect(302)
+      .expect('location', '/tab3');
+  });
+
   it('serves no route for a path that only reaches the prefix through dot segments', async () => {
     const { server } = await start();
     await request(server).get('/auth/../xxxxxop/login').expect(404);

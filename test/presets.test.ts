@@ -178,7 +178,7 @@ describe('presets', () => {
 
   it("fills the client id into Cal.com's platform URLs", async () => {
     const provider = calcomPlatform({ clientId: 'abc/1', clientSecret: 's' });
-    expect(provider.stateOptional).toBe(true);
+    expect(provider.withoutState).toBe('newest-login');
     expect(provider.expiredStatuses).toEqual([401, 498]);
     expect((await authorizationUrl(provider)).searchParams.get('client_id')).toBe('abc/1');
   });

@@ -245,7 +245,7 @@ describe.each(cases)('$name', (c) => {
 });
 
 describe('callbacks without state', () => {
-  it('are refused for a provider that echoes state (Pipedrive), and accepted briefly where it may not (Cal.com)', async () => {
+  it('are refused for a provider that echoes state (Pipedrive) unless no login is in flight (a Marketplace install: sent to the login), and accepted briefly where state may not come back (Cal.com)', async () => {
     const pd = await startPipedriveEmulator({ redirectUri: `${BASE_URL}/auth/pd/callback` });
     const cal = await startCalcomPlatformEmulator({ redirectUri: `${BASE_URL}/auth/cal/callback` });
     const oauth = createOAuth({
@@ -261,6 +261,12 @@ describe('callbacks without state', () => {
       pdBack.searchParams.delete('state'); // an attacker's callback carries no state
       const refused = await agent.get(pdBack.pathname + pdBack.search).expect(400);
       expect(refused.body.error).toBe('state_mismatch');
+      expect(pd.counts.token).toBe(0);
+
+      // A Marketplace install: a code without state, to a browser with no Pipedrive login in flight.
+      // Its code is never exchanged; the user goes through the app's login, which comes back with state.
+      const install = await request(app.server).get('/auth/pd/callback?code=marketplace-code').expect(302);
+      expect(install.headers.location).toBe('/auth/pd/login');
       expect(pd.counts.token).toBe(0);
 
       // Cal.com: a stateless callback binds to a login started in the last two minutes, not older.

@@ -6,6 +6,12 @@ import type { PresetOptions, ProviderProfile, RevokeProfile } from './profile.js
 import type { ProviderClient, ProviderDefinition } from './types.js';
 import { basicCredentials, dialectFetch } from './wire.js';
 
+const WITHOUT_STATE = {
+  always: 'refuse',
+  optional: 'newest-login',
+  restart: 'restart',
+} as const satisfies Record<NonNullable<ProviderProfile['authorization']['state']>, ProviderDefinition['withoutState']>;
+
 /**
  * A provider from a profile and the app's credentials. Every preset is made this way, and so is a
  * provider this library has no preset for.
@@ -53,7 +59,7 @@ export function fromProfile(
     nonce: profile.oidc !== undefined && scopes.includes('openid'),
     timeoutSeconds: options.timeoutSeconds ?? 10,
     deniedErrors: ['access_denied', ...(profile.authorization.deniedErrors ?? [])],
-    stateOptional: profile.authorization.state === 'optional',
+    withoutState: WITHOUT_STATE[profile.authorization.state ?? 'always'],
     expiredStatuses: profile.expiredStatuses ?? [401],
     problems: () => [
       ...urlProblems('endpoints.authorization', urls.authorization),

@@ -44,7 +44,7 @@ export function oidc(options: OidcOptions): ProviderDefinition {
     nonce: scopes.includes('openid'),
     timeoutSeconds: options.timeoutSeconds ?? 10,
     deniedErrors: ['access_denied'],
-    stateOptional: false,
+    withoutState: 'refuse',
     expiredStatuses: [401],
     problems: () => [...urlProblems('issuer', options.issuer), ...commonProblems(options)],
     connect() {

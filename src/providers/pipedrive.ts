@@ -7,9 +7,10 @@ import type { ProviderDefinition } from './types.js';
  * - No `scope` (scopes live in the Developer Hub) and no PKCE: both break authorization (Nango ac05c5bac9).
  * - `response_type` is undocumented [U]: not sent.
  * - `state` is always sent and required back. Installs started from the Marketplace may come without
- *   it [P]; they have no login transaction in this browser either, so they cannot be accepted
- *   safely (a stateless callback without PKCE could be forged): send Marketplace users to the
- *   app's login route instead.
+ *   it [P]; they have no login transaction in this browser either, so their code cannot be accepted
+ *   safely (a stateless callback without PKCE could be forged). Such a callback, to a browser with
+ *   no Pipedrive login in flight, goes through the app's login route instead (`state: 'restart'`):
+ *   the user, who just approved the app, is sent straight back with a code and a state.
  * - Denial is `error=user_denied`. Basic client auth, form bodies, RFC 7009 revocation.
  * - Logout revokes the refresh token, the only way to end the grant, and revoking it uninstalls the
  *   app for that user at Pipedrive [P SDK]: their next login installs it again.
@@ -22,6 +23,7 @@ export const pipedriveProfile: ProviderProfile = {
     url: 'https://oauth.pipedrive.com/oauth/authorize',
     omit: ['scope', 'response_type'],
     pkce: false,
+    state: 'restart',
     deniedErrors: ['user_denied'],
   },
   token: { url: 'https://oauth.pipedrive.com/oauth/token', encoding: 'form', clientAuth: { in: 'basic' } },

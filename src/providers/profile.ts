@@ -88,8 +88,10 @@ export interface ProviderProfile {
     /**
      * `always` (default): a callback without `state` is refused. `optional`: the provider may not
      * echo it; the transaction cookie is then the only binding of the callback to the login.
+     * `restart`: echoed for logins the app starts, but flows started at the provider come without
+     * it: such a callback, to a browser with no login in flight, is sent through the app's login.
      */
-    state?: 'always' | 'optional';
+    state?: 'always' | 'optional' | 'restart';
     /** `error=` values meaning the user declined, besides `access_denied` (Pipedrive's `user_denied`). */
     deniedErrors?: readonly string[];
     /** Joins scopes. Default ' '. */

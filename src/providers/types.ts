@@ -58,8 +58,15 @@ export interface ProviderDefinition {
   readonly nonce: boolean;
   /** `error=` values in a callback that mean "the user declined" (always includes access_denied). */
   readonly deniedErrors: readonly string[];
-  /** The provider may not echo `state`: the transaction cookie alone then binds the callback to the login. */
-  readonly stateOptional: boolean;
+  /**
+   * What a callback without `state` means. `refuse`: a forgery (state_mismatch). `newest-login`: the
+   * provider may not echo it, so this browser's newest login of the last two minutes (its transaction
+   * cookie) alone binds the callback. `restart`: the provider echoes it for logins this app starts,
+   * so a stateless callback to a browser with no login in flight is a flow started at the provider
+   * (Pipedrive's Marketplace install): its code is never exchanged and the user goes through a login
+   * of this app instead.
+   */
+  readonly withoutState: 'refuse' | 'newest-login' | 'restart';
   /** API statuses meaning "access token expired", for `req.oauth.fetch` (401; Cal.com adds 498). */
   readonly expiredStatuses: readonly number[];
   /** Per-request timeout towards the provider, in seconds (refresh locks outlive it). */
