@@ -277,6 +277,15 @@ describe('token handling of the presets without an emulator', () => {
     expect(JSON.stringify(tokens)).not.toContain('xoxb-bot');
   });
 
+  it.each([1e17, 1e308])('reads an absurd expires_in (%d) as no lifetime, never an overflowing expiry', async (expiresIn) => {
+    const tokens = await withServer(
+      () => ({ body: { access_token: 'at', token_type: 'bearer', expires_in: expiresIn, refresh_token_expires_in: expiresIn } }),
+      (origin) => exchange(github({ ...credentials, endpoints: local(origin) })),
+    );
+    expect(tokens.expiresAt).toBeUndefined();
+    expect(tokens.refreshExpiresAt).toBeUndefined();
+  });
+
   it("asks GitHub's token endpoint for JSON (it answers form-encoded otherwise)", async () => {
     const tokens = await withServer(
       ({ headers }) =>

@@ -131,6 +131,9 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
   };
 }
 
+// A lifetime beyond ten years is no lifetime: read as "none given" (it would overflow store expiries).
+const LONGEST_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
+
 function normalise(response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): ProviderTokens {
   const extras: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(response)) {
@@ -143,9 +146,12 @@ function normalise(response: client.TokenEndpointResponse & client.TokenEndpoint
   return {
     accessToken: response.access_token,
     tokenType: response.token_type === 'bearer' ? 'Bearer' : response.token_type,
-    expiresAt: expiresIn === undefined ? undefined : now + expiresIn,
+    expiresAt: expiresIn !== undefined && expiresIn <= LONGEST_LIFETIME_SECONDS ? now + expiresIn : undefined,
     refreshToken: response.refresh_token,
-    refreshExpiresAt: typeof refreshExpiresIn === 'number' && refreshExpiresIn > 0 ? now + refreshExpiresIn : undefined,
+    refreshExpiresAt:
+      typeof refreshExpiresIn === 'number' && refreshExpiresIn > 0 && refreshExpiresIn <= LONGEST_LIFETIME_SECONDS
+        ? now + refreshExpiresIn
+        : undefined,
     scope: response.scope,
     idToken: response.id_token,
     claims: claims ? { ...claims } : undefined,
