@@ -106,10 +106,14 @@ describe('createOAuth configuration', () => {
 
   it('never puts the secret in an error message', () => {
     const secret = 'a-secret-value-that-must-not-leak';
+    let thrown: unknown;
     try {
       createOAuth({ ...good, secret: { 1: secret, 2: secret.slice(0, 10) } });
     } catch (err) {
-      expect(String((err as Error).message)).not.toContain(secret.slice(0, 10));
+      thrown = err;
     }
+    expect(thrown).toMatchObject({ code: 'config_invalid', field: 'secret.2' });
+    expect(String((thrown as Error).message)).not.toContain(secret.slice(0, 10));
+    expect(JSON.stringify(thrown)).not.toContain(secret.slice(0, 10));
   });
 });
