@@ -41,6 +41,16 @@ describe.each(adapters)('$name adapter', (adapter) => {
     app = undefined;
   });
 
+  /** A whole login through the provider, in a browser of its own. */
+  async function signIn(server: RunningApp['server']) {
+    const login = await request(server).get('/auth/op/login').expect(302);
+    const callback = await completeLogin(login.headers.location as string);
+    await request(server)
+      .get(callback.pathname + callback.search)
+      .set('cookie', setCookies(login).join('; '))
+      .expect(302);
+  }
+
   const setCookies = (res: request.Response) =>
     ((res.headers['set-cookie'] as unknown as string[] | undefined) ?? []).map((line) => line.split(';')[0] ?? '');
 
@@ -121,23 +131,13 @@ describe.each(adapters)('$name adapter', (adapter) => {
     };
     const { server } = await start({ hooks: { onError: rejecting, onLogin: rejecting } });
     await request(server).get('/auth/nope/login').expect(404);
-    const login = await request(server).get('/auth/op/login').expect(302);
-    const callback = await completeLogin(login.headers.location as string);
-    await request(server)
-      .get(callback.pathname + callback.search)
-      .set('cookie', setCookies(login).join('; '))
-      .expect(302);
+    await signIn(server);
     await new Promise((resolve) => setTimeout(resolve, 20)); // an unhandled rejection would fail the run here
   });
 
   it('never shares one key between visitors when subject gives an empty id', async () => {
     const { server } = await start({ store: memoryStore(), subject: () => '' });
-    const login = await request(server).get('/auth/op/login').expect(302);
-    const callback = await completeLogin(login.headers.location as string);
-    await request(server)
-      .get(callback.pathname + callback.search)
-      .set('cookie', setCookies(login).join('; '))
-      .expect(302);
+    await signIn(server);
     // A second browser, with no cookie of the first: not connected.
     await request(server).get('/token/op').expect(401);
   });
