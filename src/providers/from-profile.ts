@@ -124,10 +124,7 @@ function strandedEndpoints(
   endpoints: PresetOptions['endpoints'],
   fill: (url: string | undefined) => string | undefined,
 ): Array<[string, string]> {
-  const origin = (url: string | undefined) => {
-    if (url === undefined || !URL.canParse(url)) return undefined;
-    return new URL(url).origin;
-  };
+  const origin = (url: string | undefined) => (url === undefined ? undefined : URL.parse(url)?.origin);
   const defaults = { authorization: profile.authorization.url, token: profile.token.url };
   const moved = (['token', 'authorization'] as const).find((name) => {
     const override = origin(fill(endpoints?.[name]));
