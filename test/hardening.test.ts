@@ -129,10 +129,18 @@ describe.each(adapters)('$name adapter', (adapter) => {
     const rejecting = async () => {
       throw new Error('audit sink down');
     };
-    const { server } = await start({ hooks: { onError: rejecting, onLogin: rejecting } });
-    await request(server).get('/auth/nope/login').expect(404);
-    await signIn(server);
-    await new Promise((resolve) => setTimeout(resolve, 20)); // an unhandled rejection would fail the run here
+    const unhandled: unknown[] = [];
+    const record = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', record); // what would crash a process without vitest's handler
+    try {
+      const { server } = await start({ hooks: { onError: rejecting, onLogin: rejecting } });
+      await request(server).get('/auth/nope/login').expect(404);
+      await signIn(server);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', record);
+    }
   });
 
   it('never shares one key between visitors when subject gives an empty id', async () => {
