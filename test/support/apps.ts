@@ -1,8 +1,10 @@
 /**
- * The same small app on Express and on Koa, so one contract suite runs over both adapters.
- * Each app mounts the middleware, a few routes that use `req.oauth` / `ctx.oauth`, a guarded
- * route, and the adapter's error handler, as a user's app would.
+ * The same small app on Express and on Koa, so one contract suite runs over both adapters, each on
+ * both majors its peer range admits (Express 4 and 5, Koa 2 and 3; the older ones installed under
+ * the npm aliases `express4` and `koa2`). Each app mounts the middleware, a few routes that use
+ * `req.oauth` / `ctx.oauth`, a guarded route, and the adapter's error handler, as a user's app would.
  */
+import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -18,46 +20,72 @@ export interface RunningApp {
 }
 
 export interface Adapter {
-  name: 'express' | 'koa';
+  /** `express` or `koa`, with the major when it is not the newest: `express@4`, `koa@2`. */
+  name: string;
   start(oauth: OAuth): Promise<RunningApp>;
 }
 
-function expressApp(oauth: OAuth) {
+// The older majors run the very same app. They are typed as the newer ones here: the adapters use
+// only what both majors have, and the package test type-checks a user's app against each major's
+// own typings (@types/express 4, @types/koa 2).
+const require = createRequire(import.meta.url);
+const express4 = require('express4') as typeof express;
+const Koa2 = require('koa2') as typeof Koa;
+
+function expressApp(oauth: OAuth, framework: typeof express) {
   const { oauthMiddleware, requireToken, oauthErrorHandler } = expressAdapter;
-  const app = express();
-  app.use(express.urlencoded({ extended: false }));
+  const app = framework();
+  app.use(framework.urlencoded({ extended: false }));
   app.use(oauthMiddleware(oauth));
   app.get('/plain', (_req, res) => {
     res.send('plain');
   });
-  app.get('/token/:provider', async (req, res) => {
-    res.json(await req.oauth.getToken(req.params.provider));
-  });
-  app.get('/tokens/:provider/:count', async (req, res) => {
-    const calls = Array.from({ length: Number(req.params.count) }, () => req.oauth.getToken(req.params.provider));
-    res.json((await Promise.all(calls)).map((t) => t.accessToken));
-  });
-  app.get('/fetch/:provider', async (req, res) => {
-    const response = await req.oauth.fetch(req.params.provider, String(req.query.url));
-    res.json({ status: response.status, body: await response.json() });
-  });
-  app.get('/fetch-stream/:provider', async (req, res) => {
-    // A body that can be read only once: it must never be sent twice.
-    const body = new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('{"once":true}')), c.close()) });
-    const response = await req.oauth.fetch(req.params.provider, String(req.query.url), {
-      method: 'POST',
-      body,
-      duplex: 'half',
-    } as RequestInit);
-    res.json({ status: response.status });
-  });
-  app.get('/connected/:provider', async (req, res) => {
-    res.json({ connected: await req.oauth.isConnected(req.params.provider), connections: await req.oauth.connections() });
-  });
-  app.post('/disconnect/:provider', async (req, res) => {
-    await req.oauth.logout(req.params.provider);
-    res.status(204).end();
-  });
+  app.get(
+    '/token/:provider',
+    route(async (req, res) => {
+      res.json(await req.oauth.getToken(req.params.provider));
+    }),
+  );
+  app.get(
+    '/tokens/:provider/:count',
+    route(async (req, res) => {
+      const calls = Array.from({ length: Number(req.params.count) }, () => req.oauth.getToken(req.params.provider));
+      res.json((await Promise.all(calls)).map((t) => t.accessToken));
+    }),
+  );
+  app.get(
+    '/fetch/:provider',
+    route(async (req, res) => {
+      const response = await req.oauth.fetch(req.params.provider, String(req.query.url));
+      res.json({ status: response.status, body: await response.json() });
+    }),
+  );
+  app.get(
+    '/fetch-stream/:provider',
+    route(async (req, res) => {
+      // A body that can be read only once: it must never be sent twice.
+      const body = new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('{"once":true}')), c.close()) });
+      const response = await req.oauth.fetch(req.params.provider, String(req.query.url), {
+        method: 'POST',
+        body,
+        duplex: 'half',
+      } as RequestInit);
+      res.json({ status: response.status });
+    }),
+  );
+  app.get(
+    '/connected/:provider',
+    route(async (req, res) => {
+      res.json({ connected: await req.oauth.isConnected(req.params.provider), connections: await req.oauth.connections() });
+    }),
+  );
+  app.post(
+    '/disconnect/:provider',
+    route(async (req, res) => {
+      await req.oauth.logout(req.params.provider);
+      res.status(204).end();
+    }),
+  );
   app.get('/protected', requireToken('op'), (_req, res) => {
     res.send('protected');
   });
@@ -65,9 +93,24 @@ function expressApp(oauth: OAuth) {
   return app;
 }
 
-function koaApp(oauth: OAuth) {
+/** The test routes' parameters: `/:provider` and `/:provider/:count`. */
+type RouteParams = { provider: string; count: string };
+
+/**
+ * Hands a rejected route to the error handler. Express 5 does this by itself; Express 4 leaves the
+ * request hanging, so apps on Express 4 wrap their async routes (or use express-async-errors).
+ */
+function route(
+  handler: (req: express.Request<RouteParams>, res: express.Response) => Promise<void>,
+): express.RequestHandler<RouteParams> {
+  return (req, res, next) => {
+    handler(req, res).catch(next);
+  };
+}
+
+function koaApp(oauth: OAuth, Framework: typeof Koa) {
   const { oauthMiddleware, requireToken, oauthErrorHandler } = koaAdapter;
-  const app = new Koa();
+  const app = new Framework();
   app.silent = true;
   app.use(oauthErrorHandler());
   app.use(oauthMiddleware(oauth));
@@ -121,6 +164,8 @@ async function listen(handler: Parameters<typeof createServer>[1]): Promise<Runn
 }
 
 export const adapters: Adapter[] = [
-  { name: 'express', start: (oauth) => listen(expressApp(oauth)) },
-  { name: 'koa', start: (oauth) => listen(koaApp(oauth).callback()) },
+  { name: 'express', start: (oauth) => listen(expressApp(oauth, express)) },
+  { name: 'express@4', start: (oauth) => listen(expressApp(oauth, express4)) },
+  { name: 'koa', start: (oauth) => listen(koaApp(oauth, Koa).callback()) },
+  { name: 'koa@2', start: (oauth) => listen(koaApp(oauth, Koa2).callback()) },
 ];
