@@ -1,4 +1,8 @@
 /** The starters people copy must work as they are: sign in, see claims and userinfo, sign out. */
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { main as expressExample } from '../examples/express-basic/server.js';
@@ -57,4 +61,43 @@ describe('examples/express-redis', () => {
       await example.close();
     }
   }, 60_000);
+});
+
+describe('npm start on a port that is taken', () => {
+  const TSX = fileURLToPath(new URL('../node_modules/tsx/dist/cli.mjs', import.meta.url));
+
+  /** Runs a starter as `npm start` does, and returns how it ended. */
+  function start(file: string, env: Record<string, string>) {
+    return new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        [TSX, file],
+        { env: { ...process.env, npm_lifecycle_event: 'start', ...env }, timeout: 20_000 },
+        (_err, _stdout, stderr) => resolve({ code: child.exitCode, stderr }),
+      );
+    });
+  }
+
+  async function occupy(): Promise<{ server: Server; port: number }> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { server, port: (server.address() as AddressInfo).port };
+  }
+
+  it.each([
+    ['the app', 'PORT'],
+    ['the demo identity provider', 'IDP_PORT'],
+  ])('says that the port of %s is taken and how to choose another, with no stack trace', async (_what, variable) => {
+    const busy = await occupy();
+    try {
+      const env = { PORT: '0', IDP_PORT: '0', [variable]: String(busy.port) };
+      const { code, stderr } = await start('examples/express-basic/server.ts', env);
+      expect(code).toBe(1);
+      expect(stderr).toContain(`Port ${busy.port} is already in use on 127.0.0.1.`);
+      expect(stderr).toContain(`choose another port: ${variable}=${busy.port + 1} npm start`);
+      expect(stderr).not.toMatch(/^\s+at /m);
+    } finally {
+      busy.server.close();
+    }
+  });
 });

@@ -6,6 +6,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { type ClientMetadata } from 'oidc-provider';
+import { listen } from '../listen.js';
 
 export interface DemoIdpOptions {
   /** Port on 127.0.0.1; 0 (default) picks a free one. */
@@ -41,10 +42,7 @@ export interface DemoIdp {
  */
 export async function startDemoIdp(options: DemoIdpOptions): Promise<DemoIdp> {
   const server: Server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', resolve);
-  });
+  await listen(server, options.port ?? 0, 'IDP_PORT');
   const { port } = server.address() as AddressInfo;
   const issuer = `http://127.0.0.1:${port}`;
   const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });

@@ -10,11 +10,12 @@ import express from 'express';
 import { oauthErrorHandler, oauthMiddleware, requireToken } from 'oauth-middleware/express';
 import { oidc } from 'oauth-middleware/providers';
 import { startDemoIdp } from '../demo-idp/index.js';
+import { listen, runFromCommandLine } from '../listen.js';
 
 export async function main({ port = 3000, idpPort = 4000 } = {}) {
   // Listen first: the redirect URI registered at the identity provider needs the real port.
   const server = createServer();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listen(server, port, 'PORT');
   const baseUrl = `http://localhost:${(server.address() as AddressInfo).port}`;
 
   const idp = await startDemoIdp({
@@ -87,6 +88,8 @@ function escapeHtml(text: string): string {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { url } = await main({ port: Number(process.env.PORT ?? 3000), idpPort: Number(process.env.IDP_PORT ?? 4000) });
-  console.log(`Express example: open ${url}`);
+  await runFromCommandLine(async () => {
+    const { url } = await main({ port: Number(process.env.PORT ?? 3000), idpPort: Number(process.env.IDP_PORT ?? 4000) });
+    return `Express example: open ${url}`;
+  });
 }

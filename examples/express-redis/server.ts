@@ -8,6 +8,7 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startDemoIdp } from '../demo-idp/index.js';
+import { listen, runFromCommandLine } from '../listen.js';
 import type { InstanceOptions } from './instance.js';
 
 const INSTANCE = fileURLToPath(new URL('./instance.ts', import.meta.url));
@@ -33,7 +34,7 @@ export async function main({
     upstream.on('error', () => res.writeHead(502).end('instance unavailable'));
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+  await listen(proxy, port, 'PORT');
   const baseUrl = `http://localhost:${(proxy.address() as AddressInfo).port}`;
 
   const idp = await startDemoIdp({
@@ -66,6 +67,8 @@ export async function main({
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { url } = await main({ port: Number(process.env.PORT ?? 3000), idpPort: Number(process.env.IDP_PORT ?? 4000) });
-  console.log(`Two instances behind ${url} (round robin), sharing Redis: open ${url}`);
+  await runFromCommandLine(async () => {
+    const { url } = await main({ port: Number(process.env.PORT ?? 3000), idpPort: Number(process.env.IDP_PORT ?? 4000) });
+    return `Two instances behind ${url} (round robin), sharing Redis: open ${url}`;
+  });
 }
