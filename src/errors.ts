@@ -4,6 +4,7 @@
 export type OAuthErrorCode =
   | 'config_invalid'
   | 'unknown_provider'
+  | 'login_unavailable'
   | 'state_mismatch'
   | 'access_denied'
   | 'invalid_callback'
@@ -19,6 +20,8 @@ export type OAuthErrorCode =
 const STATUS: Readonly<Record<OAuthErrorCode, number>> = Object.freeze({
   config_invalid: 500,
   unknown_provider: 404,
+  // A provider whose tokens the app imports (Cal.com platform managed users): no browser login.
+  login_unavailable: 404,
   state_mismatch: 400,
   access_denied: 403,
   invalid_callback: 400,

@@ -7,11 +7,20 @@ import { LRUCache } from 'lru-cache';
 import * as client from 'openid-client';
 import { type OAuthConfig, type ResolvedConfig, resolveConfig, safeReturnTo } from './config.js';
 import { forProvider, isOAuthError, OAuthError } from './errors.js';
-import type { LoginChecks, ProviderClient, ProviderDefinition } from './providers/types.js';
+import type { LoginChecks, ProviderClient, ProviderDefinition, ProviderTokens } from './providers/types.js';
 import { guard, RequestSession } from './request-session.js';
 import { RequestCookies as Cookies, type RequestCookies, type ResponseCookies, Sealer, type SealStats } from './session.js';
 import type { ServerTokenStore, StoredTokens } from './stores/types.js';
-import { isDue, isExpired, RefreshCoordinator, type TokenSet, toStored, toTokenSet } from './tokens.js';
+import {
+  type ImportedTokens,
+  importedTokens,
+  isDue,
+  isExpired,
+  RefreshCoordinator,
+  type TokenSet,
+  toStored,
+  toTokenSet,
+} from './tokens.js';
 
 /** A framework's request, reduced to what the flow reads. */
 export interface HttpRequest {
@@ -55,6 +64,19 @@ export interface OAuthContext {
    * cannot be sent twice.
    */
   fetch(provider: string, input: string | URL, init?: RequestInit): Promise<Response>;
+  /**
+   * Keeps tokens the app obtained without a browser login, as a login would (then `getToken`
+   * refreshes them when due, exactly once): tokens minted server-side (Cal.com's platform managed
+   * users), or migrated from another library. Throws `config_invalid` for malformed fields,
+   * `invalid_response` for a provider answer that holds no token.
+   *
+   * @example
+   * ```ts
+   * const created = await (await fetch(`https://api.cal.com/v2/oauth-clients/${clientId}/users`, { ... })).json();
+   * await oauth.tokens(userId).importTokens('cal', { answer: created, extras: { userId: created.data.user.id } });
+   * ```
+   */
+  importTokens(provider: string, tokens: ImportedTokens): Promise<void>;
 }
 
 /**
@@ -160,8 +182,18 @@ export function createOAuth(input: OAuthConfig): OAuth {
     return { path, maxAge: TRANSACTION_TTL_SECONDS, secure: config.secureCookies };
   }
 
-  async function start(name: string, query: URLSearchParams, cookies: RequestCookies): Promise<RouteResult> {
+  function withBrowserLogin(name: string): ProviderDefinition {
     const provider = definition(name);
+    if (!provider.browserLogin) {
+      throw new OAuthError('login_unavailable', 'This provider has no browser login: the app imports its tokens.', {
+        provider: name,
+      });
+    }
+    return provider;
+  }
+
+  async function start(name: string, query: URLSearchParams, cookies: RequestCookies): Promise<RouteResult> {
+    const provider = withBrowserLogin(name);
     const ready = await connect(name);
     const checks: LoginChecks = {
       state: client.randomState(),
@@ -258,7 +290,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     session: RequestSession,
     cookies: RequestCookies,
   ): Promise<RouteResult> {
-    const provider = definition(name);
+    const provider = withBrowserLogin(name);
     if (provider.withoutState === 'restart' && startedAtProvider(query, cookies))
       return { status: 302, location: loginPath(name) };
     const transaction = await readTransaction(name, query, cookies);
@@ -334,12 +366,20 @@ export function createOAuth(input: OAuthConfig): OAuth {
       return fresh;
     } catch (err) {
       const error = asProviderError(err, name);
+      if (error.error !== 'invalid_grant') throw error;
       // A sibling (another instance) may have spent this refresh token first: its result stands.
-      if (error.error === 'invalid_grant') {
-        const stored = await session.readShared(name);
-        if (stored && replaced(stored, tokens)) return fromStore(stored, await session.sharedKey());
+      const stored = await session.readShared(name);
+      if (stored && replaced(stored, tokens)) return fromStore(stored, await session.sharedKey());
+      // Else the provider may mint new tokens for the grant (Cal.com's force-refresh, when allowed).
+      if (!ready.recover) throw error;
+      try {
+        const recovered = toStored(await ready.recover(tokens.extras), tokens);
+        hooks.onRefresh({ provider: name });
+        return recovered;
+      } catch (recoveryError) {
+        hooks.onError(asProviderError(recoveryError, name));
+        throw error;
       }
-      throw error;
     }
   }
 
@@ -508,8 +548,24 @@ export function createOAuth(input: OAuthConfig): OAuth {
       return renew(name, saved, tokens, tokens.refreshToken);
     }
 
+    async function importTokens(name: string, imported: ImportedTokens): Promise<void> {
+      definition(name);
+      let read: ProviderTokens;
+      try {
+        read = 'answer' in imported ? (await connect(name)).readTokens(imported.answer) : importedTokens(imported);
+      } catch (err) {
+        throw asProviderError(err, name);
+      }
+      const tokens = toStored({ ...read, extras: { ...read.extras, ...imported.extras } });
+      await session.renew(); // as at a login: a new session, never one a visitor could have planted
+      refreshes.revive(name, tokens);
+      await session.put(name, tokens);
+      hooks.onLogin({ provider: name, claims: undefined });
+    }
+
     return {
       getToken,
+      importTokens,
 
       async isConnected(name) {
         return (await stored(name)) !== undefined;
@@ -590,6 +646,8 @@ export function createOAuth(input: OAuthConfig): OAuth {
       return undefined;
     } catch (err) {
       if (!isOAuthError(err) || (err.code !== 'not_connected' && err.code !== 'reauth_required')) throw err;
+      // No login to send anyone to: only the app can connect such a provider again.
+      if (!definition(name).browserLogin) return { status: 401, json: { error: err.code, provider: name } };
       const login = loginPath(name, request.url);
       if (isBrowser(request)) return { status: 302, location: login };
       return { status: 401, json: { error: err.code, provider: name, login } };
@@ -627,7 +685,11 @@ function checkCallbackParameters(
     }
     throw new OAuthError('provider_error', 'The provider could not complete the sign-in.', options);
   }
-  if (!query.get('code')) throw invalid('The callback carries no authorization code.');
+  const code = query.get('code');
+  if (!code) throw invalid('The callback carries no authorization code.');
+  // RFC 6749 Appendix A.11: a code is printable ASCII. Anything else is not one (and could not be
+  // sent in a header, where Cal.com's exchange puts it).
+  if (!/^[\x20-\x7e]+$/.test(code)) throw invalid('The authorization code has characters no code can have.');
 }
 
 function asProviderError(err: unknown, provider: string): OAuthError {

@@ -7,4 +7,4 @@ export type { ResponseCookies } from './session.js';
 export { cookieStore } from './stores/cookie.js';
 export { memoryStore } from './stores/memory.js';
 export type { CookieTokenStore, ServerTokenStore, StoredTokens, StoreLock, TokenRecord, TokenStore } from './stores/types.js';
-export type { TokenSet } from './tokens.js';
+export type { ImportedTokens, TokenSet } from './tokens.js';

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { OAuthError } from './errors.js';
 import type { ProviderTokens } from './providers/types.js';
 import { nowSeconds } from './session.js';
 import type { StoredTokens } from './stores/types.js';
@@ -31,6 +32,54 @@ export interface TokenSet {
   claims?: Record<string, unknown> | undefined;
   /** Provider fields such as Pipedrive's `api_domain`. */
   extras: Record<string, unknown>;
+}
+
+/**
+ * Tokens the app obtained without a browser login (minted server-side, migrated from another
+ * library), for `importTokens`: either fields as `getToken` gives them (plus the refresh token), or
+ * the provider's own token answer, read as its token endpoint's answers are. `extras` are kept with
+ * them (Cal.com's managed user id, for recovery).
+ */
+export type ImportedTokens =
+  | {
+      accessToken: string;
+      tokenType?: string | undefined;
+      /** Epoch seconds. */
+      expiresAt?: number | undefined;
+      refreshToken?: string | undefined;
+      /** Epoch seconds. */
+      refreshExpiresAt?: number | undefined;
+      scope?: string | undefined;
+      extras?: Record<string, unknown> | undefined;
+    }
+  | { answer: unknown; extras?: Record<string, unknown> | undefined };
+
+/** Imported fields, checked: a mistake in them is the app's, told at once rather than at the first refresh. */
+export function importedTokens(input: Extract<ImportedTokens, { accessToken: string }>): ProviderTokens {
+  const problem = (field: string, why: string) =>
+    new OAuthError('config_invalid', `Imported tokens: ${field} ${why}.`, { field: `tokens.${field}` });
+  const optionalText = ['tokenType', 'refreshToken', 'scope'] as const;
+  if (typeof input.accessToken !== 'string' || input.accessToken === '')
+    throw problem('accessToken', 'must be a non-empty string');
+  for (const field of optionalText) {
+    const value = input[field];
+    if (value !== undefined && (typeof value !== 'string' || value === '')) throw problem(field, 'must be a non-empty string');
+  }
+  for (const field of ['expiresAt', 'refreshExpiresAt'] as const) {
+    const value = input[field];
+    if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < 1e9 || value > 1e11)) {
+      throw problem(field, 'must be epoch seconds');
+    }
+  }
+  return {
+    accessToken: input.accessToken,
+    tokenType: input.tokenType ?? 'Bearer',
+    expiresAt: input.expiresAt,
+    refreshToken: input.refreshToken,
+    refreshExpiresAt: input.refreshExpiresAt,
+    scope: input.scope,
+    extras: {},
+  };
 }
 
 /** What to keep of a token response. A response without a refresh token keeps the previous one. */

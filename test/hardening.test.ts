@@ -143,6 +143,22 @@ describe.each(adapters)('$name adapter', (adapter) => {
     }
   });
 
+  it.each(['abc\r\nx-injected: 1', 'c\u00f6de', 'code\u2028', 'tab\there'])(
+    'refuses the code %j, which no code can be (nor go in a header), with 400 invalid_callback, unexchanged',
+    async (code) => {
+      const { server } = await start();
+      const login = await request(server).get('/auth/op/login').expect(302);
+      const state = new URL(login.headers.location as string).searchParams.get('state') as string;
+      const res = await request(server)
+        .get(`/auth/op/callback?${new URLSearchParams({ code, state, iss: op.issuer })}`)
+        .set('cookie', setCookies(login).join('; '))
+        .set('accept', 'application/json')
+        .expect(400);
+      expect(res.body.error).toBe('invalid_callback');
+      expect(op.counts.authorization_code).toBe(0);
+    },
+  );
+
   it('never shares one key between visitors when subject gives an empty id', async () => {
     const { server } = await start({ store: memoryStore(), subject: () => '' });
     await signIn(server);

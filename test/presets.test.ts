@@ -10,6 +10,7 @@ import { createOAuth, OAuthError } from '../src/index.js';
 import {
   calcom,
   calcomPlatform,
+  calcomPlatformProfile,
   dropboxSign,
   github,
   google,
@@ -58,16 +59,22 @@ describe('presets', () => {
       },
     ],
     [
-      'calcomPlatform',
-      calcomPlatform(credentials),
-      'https://app.cal.com/auth/platform/authorize',
+      'calcomPlatform, with a first-party authorization page',
+      calcomPlatform({ ...credentials, endpoints: { authorization: 'https://app.example/cal/authorize' } }),
+      'https://app.example/cal/authorize',
       { client_id: 'the-client', redirect_uri: redirect, state: 'the-state', response_type: null, code_challenge: null },
     ],
     [
       'calcom',
-      calcom(credentials),
+      calcom({ ...credentials, scopes: ['BOOKING_READ', 'SCHEDULE_READ'] }),
       'https://app.cal.com/auth/oauth2/authorize',
-      { client_id: 'the-client', response_type: 'code', code_challenge: 'the-challenge', code_challenge_method: 'S256' },
+      {
+        client_id: 'the-client',
+        response_type: 'code',
+        scope: 'BOOKING_READ,SCHEDULE_READ', // the authorize page splits on commas
+        code_challenge: 'the-challenge',
+        code_challenge_method: 'S256',
+      },
     ],
     [
       'sunshineConversations',
@@ -112,7 +119,7 @@ describe('presets', () => {
   it('sends a nonce only to OpenID Connect presets', () => {
     expect(google(credentials).nonce).toBe(true);
     expect(microsoft({ ...credentials, tenant: 'contoso.example' }).nonce).toBe(true);
-    expect(microsoft(credentials).nonce).toBe(false); // multi-tenant: no issuer to check
+    expect(microsoft(credentials).nonce).toBe(true); // multi-tenant: each ID token checked against its own tenant
     expect(github(credentials).nonce).toBe(false);
     // No `openid` scope, no ID token: a nonce would make openid-client demand one.
     expect(google({ ...credentials, scopes: ['https://www.googleapis.com/auth/calendar.readonly'] }).nonce).toBe(false);
@@ -177,10 +184,27 @@ describe('presets', () => {
   });
 
   it("fills the client id into Cal.com's platform URLs", async () => {
-    const provider = calcomPlatform({ clientId: 'abc/1', clientSecret: 's' });
+    const authorization = 'https://app.example/cal/{clientId}/authorize';
+    const provider = calcomPlatform({ clientId: 'abc/1', clientSecret: 's', endpoints: { authorization } });
     expect(provider.withoutState).toBe('newest-login');
     expect(provider.expiredStatuses).toEqual([401, 498]);
-    expect((await authorizationUrl(provider)).searchParams.get('client_id')).toBe('abc/1');
+    const url = await authorizationUrl(provider);
+    expect(url.pathname).toBe('/cal/abc%2F1/authorize');
+    expect(url.searchParams.get('client_id')).toBe('abc/1');
+  });
+
+  it("sends no browser to Cal.com's mock platform page: without a first-party page there is no login route", () => {
+    expect(calcomPlatform(credentials).browserLogin).toBe(false);
+    expect(calcomPlatform({ ...credentials, endpoints: { authorization: 'https://app.example/a' } }).browserLogin).toBe(true);
+    expect(JSON.stringify(calcomPlatformProfile)).not.toContain('auth/platform/authorize');
+  });
+
+  it('refuses at start-up a preset its provider refuses without scopes', () => {
+    const scopes = (provider: ProviderDefinition) => provider.problems().filter(([field]) => field === 'scopes');
+    expect(scopes(calcom(credentials))).toEqual([['scopes', expect.stringContaining('required')]]);
+    expect(scopes(slack(credentials))).toEqual([['scopes', expect.stringContaining('required')]]);
+    expect(scopes(calcom({ ...credentials, scopes: ['BOOKING_READ'] }))).toEqual([]);
+    expect(scopes(slack({ ...credentials, scopes: ['users:read'] }))).toEqual([]);
   });
 });
 

@@ -10,6 +10,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createOAuth } from '../src/index.js';
 import {
+  calcom,
   calcomPlatform,
   dropboxSign,
   pipedrive,
@@ -18,12 +19,15 @@ import {
 } from '../src/providers/index.js';
 import {
   type Emulator,
+  startCalcomEmulator,
   startCalcomPlatformEmulator,
   startDropboxSignEmulator,
   startPipedriveEmulator,
   startSunshineConversationsEmulator,
 } from './emulators/index.js';
+import type { SunshineConversationsEmulator } from './emulators/sunshine-conversations.js';
 import { adapters, type RunningApp } from './support/apps.js';
+import { resolveLocalhostNames } from './support/localhost-names.js';
 import { BASE_URL } from './support/authorization-server.js';
 
 interface Case {
@@ -38,6 +42,10 @@ interface Case {
   forgedCode: ProviderWords;
   /** The same for a refresh token the provider no longer knows; none where there is no refresh. */
   deadGrant?: ProviderWords;
+  /** API calls the preset makes itself at each login (Sunshine's tokenInfo). */
+  apiCallsAtLogin?: number;
+  /** Checks where the logout's revocation went, where the emulator records it. */
+  afterLogout?: (emulator: Emulator) => void;
 }
 
 interface ProviderWords {
@@ -46,6 +54,7 @@ interface ProviderWords {
 }
 
 const credentials = (e: Emulator) => ({ clientId: e.clientId, clientSecret: e.clientSecret, endpoints: e.endpoints });
+const sunshine = (e: Emulator) => e as SunshineConversationsEmulator;
 const cases: Case[] = [
   {
     name: 'pipedrive',
@@ -83,15 +92,40 @@ const cases: Case[] = [
     deadGrant: { provider_error: 'invalid_grant', provider_error_description: 'Invalid refresh token' },
   },
   {
+    name: 'calcom',
+    start: (r) => startCalcomEmulator({ redirectUri: r }),
+    preset: (e) => calcom({ ...credentials(e), scopes: ['BOOKING_READ', 'SCHEDULE_READ'] }),
+    refreshes: true,
+    revokes: false,
+    extras: () => ({}),
+    forgedCode: { provider_error: 'invalid_grant', provider_error_description: 'Invalid or expired authorization code' },
+    deadGrant: { provider_error: 'invalid_grant', provider_error_description: 'Invalid refresh token' },
+  },
+  {
     name: 'sunshine',
     start: (r) => startSunshineConversationsEmulator({ redirectUri: r }),
-    preset: (e) => sunshineConversations(credentials(e)),
+    preset: (e) =>
+      sunshineConversations({
+        ...credentials(e),
+        // The preset's own revocation URL shape, `{subdomain}` filled from the login's tokenInfo.
+        // (A Marketplace bot's headers: test/sunshine-conversations.test.ts.)
+        endpoints: { ...e.endpoints, revoke: sunshine(e).revokeTemplate },
+      }),
     refreshes: false,
     revokes: true,
-    extras: () => ({}),
+    extras: (e) => ({ appId: sunshine(e).app.id, subdomain: 'user-company' }),
+    apiCallsAtLogin: 1,
+    afterLogout: (e) => expect(sunshine(e).revokedAt).toEqual([`user-company.localhost:${new URL(e.origin).port}`]),
     forgedCode: { provider_error: 'bad_request', provider_error_description: 'Invalid code' },
   },
 ];
+
+// The Sunshine emulator serves each customer's host as `{subdomain}.localhost` (RFC 6761).
+let restoreNames: () => void;
+beforeAll(() => {
+  restoreNames = resolveLocalhostNames();
+});
+afterAll(() => restoreNames());
 
 describe.each(cases)('$name', (c) => {
   let emulator: Emulator;
@@ -147,6 +181,7 @@ describe.each(cases)('$name', (c) => {
         expect(first.extras).toEqual(c.extras(emulator));
         await agent.post(`/auth/${c.name}/logout`).set('accept', 'application/json').expect(204);
         expect(emulator.counts.revoke).toBe(c.revokes ? 1 : 0);
+        c.afterLogout?.(emulator);
         await agent.get(`/token/${c.name}`).expect(401);
         expect(emulator.rejections).toEqual([]);
         // Revoked means refused by the provider afterwards, not merely called (Pipedrive answers 200
@@ -195,7 +230,7 @@ describe.each(cases)('$name', (c) => {
         else emulator.revokeAll();
         const url = encodeURIComponent(emulator.endpoints.api);
         const res = await agent.get(`/fetch/${c.name}?url=${url}`).expect(200);
-        expect(emulator.counts.api).toBe(c.refreshes ? 2 : 1);
+        expect(emulator.counts.api).toBe((c.refreshes ? 2 : 1) + (c.apiCallsAtLogin ?? 0));
         expect(emulator.counts.refresh).toBe(c.refreshes ? 1 : 0);
         expect(res.body.status).toBe(c.refreshes ? 200 : 401); // without refresh, the API's answer as it is
       } finally {

@@ -14,6 +14,12 @@ import type { ProviderDefinition } from './types.js';
  * - `expires_in` is seconds, but the schema text says "epoch time" [U]: values over 1e9 are read as an epoch.
  * - Rotation unknown [U]: whatever refresh token comes back is kept. No revocation endpoint.
  * - The answer echoes the login's `state`: no extras are kept, so it never reaches `getToken()`.
+ *
+ * Sources: hellosign/hellosign-openapi `openapi.yaml` (app.hellosign.com server override, body
+ * fields, `?refresh`, "client_id/client_secret required for new API apps", error envelope) and
+ * `examples/json/OAuthTokenGenerateResponse.json`; hellosign/hellosign-ruby-sdk
+ * `lib/hello_sign/api/oauth.rb` (authorize URL); NangoHQ/nango `dropbox-sign` and commit 0aaee4c92b
+ * (no scope); developers.hellosign.com OAuth walkthrough (no redirect_uri, code lifetime).
  */
 export const dropboxSignProfile: ProviderProfile = {
   name: 'dropbox-sign',

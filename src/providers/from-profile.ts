@@ -2,9 +2,17 @@ import * as client from 'openid-client';
 import { OAuthError } from '../errors.js';
 import { commonProblems, urlProblems } from './oidc.js';
 import { call, isLoopback, openIdClient } from './openid.js';
-import type { PresetOptions, ProviderProfile, RevokeProfile } from './profile.js';
+import type { PresetOptions, ProviderProfile, RevokeProfile, TokenInfoProfile } from './profile.js';
 import type { ProviderClient, ProviderDefinition } from './types.js';
-import { basicCredentials, dialectFetch } from './wire.js';
+import {
+  basicCredentials,
+  dialectFetch,
+  isDnsLabel,
+  readTokenInfo,
+  recoverTokens,
+  standardAnswer,
+  type WireSettings,
+} from './wire.js';
 
 const WITHOUT_STATE = {
   always: 'refuse',
@@ -29,12 +37,26 @@ const WITHOUT_STATE = {
 export function fromProfile(
   profile: ProviderProfile,
   options: PresetOptions,
-  defaults: { scopes?: readonly string[] } = {},
+  defaults: {
+    scopes?: readonly string[];
+    /** Placeholder values the preset's options fix for every URL (Sunshine's `subdomain`): DNS labels. */
+    values?: Readonly<Record<string, string | undefined>>;
+    /**
+     * Wraps the dialect fetch that token and refresh requests go through. Default: none. The
+     * Microsoft preset keeps each answer to validate it against the issuer of the tenant it names.
+     */
+    transport?: (dialect: client.CustomFetch) => client.CustomFetch;
+  } = {},
 ): ProviderDefinition {
-  const fill = (url: string | undefined) => url?.replaceAll('{clientId}', encodeURIComponent(options.clientId ?? ''));
+  const values = Object.entries(defaults.values ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined);
+  const fill = (url: string | undefined) =>
+    values.reduce(
+      (filled, [name, value]) => (isDnsLabel(value) ? filled?.replaceAll(`{${name}}`, value) : filled),
+      url?.replaceAll('{clientId}', encodeURIComponent(options.clientId ?? '')),
+    );
   const revokeUrl = fill(options.endpoints?.revoke ?? profile.revoke?.url);
   const urls = {
-    authorization: fill(options.endpoints?.authorization ?? profile.authorization.url) as string,
+    authorization: fill(options.endpoints?.authorization ?? profile.authorization.url),
     token: fill(options.endpoints?.token ?? profile.token.url) as string,
     refresh: fill(
       options.endpoints?.refresh ??
@@ -44,6 +66,7 @@ export function fromProfile(
     ) as string,
     revoke: revokeUrl,
   };
+  const tokenInfoUrl = fill(options.endpoints?.tokenInfo ?? profile.tokenInfo?.url);
   const scopes = options.scopes ?? defaults.scopes ?? [];
   const pkce = profile.authorization.pkce ?? true;
   const needsSecret = [profile.token.clientAuth, profile.refresh ? profile.refresh.clientAuth : undefined].some(
@@ -57,42 +80,66 @@ export function fromProfile(
     scopes,
     pkce,
     nonce: profile.oidc !== undefined && scopes.includes('openid'),
+    browserLogin: urls.authorization !== undefined,
     timeoutSeconds: options.timeoutSeconds ?? 10,
     deniedErrors: ['access_denied', ...(profile.authorization.deniedErrors ?? [])],
     withoutState: WITHOUT_STATE[profile.authorization.state ?? 'always'],
     expiredStatuses: profile.expiredStatuses ?? [401],
     problems: () => [
-      ...urlProblems('endpoints.authorization', urls.authorization),
+      ...(urls.authorization === undefined ? [] : urlProblems('endpoints.authorization', urls.authorization)),
       ...urlProblems('endpoints.token', urls.token),
       ...urlProblems('endpoints.refresh', urls.refresh),
       ...(urls.revoke === undefined ? [] : urlProblems('endpoints.revoke', urls.revoke)),
+      ...(tokenInfoUrl === undefined ? [] : urlProblems('endpoints.tokenInfo', tokenInfoUrl)),
+      ...values
+        .filter(([, value]) => !isDnsLabel(value))
+        .map(([name]): [string, string] => [name, 'must be a DNS label: letters, digits and inner hyphens, 63 at most']),
+      ...unfilledPlaceholders({
+        'endpoints.authorization': urls.authorization,
+        'endpoints.token': urls.token,
+        'endpoints.refresh': urls.refresh,
+        'endpoints.tokenInfo': tokenInfoUrl,
+        // A revocation request fills the rest from each login's extras; RFC 7009's URL is fixed.
+        'endpoints.revoke': profile.revoke?.kind === 'request' ? undefined : urls.revoke,
+      }),
+      ...headerProblems(profile, options.headers),
       ...strandedEndpoints(profile, options.endpoints, fill),
       ...commonProblems({ ...options, tokenEndpointAuthMethod: needsSecret ? 'client_secret_basic' : 'none' }),
       ...(profile.authorization.omit?.includes('scope') && scopes.length > 0
         ? [['scopes', "are chosen in the provider's app settings: it refuses a scope parameter"] as [string, string]]
         : []),
+      ...(profile.authorization.scopesRequired && scopes.length === 0
+        ? [['scopes', `are required: ${profile.name} refuses a login without them`] as [string, string]]
+        : []),
     ],
     async connect() {
       if (ready) return ready;
       const metadata: client.ServerMetadata = {
-        issuer: profile.oidc?.issuer ?? new URL(urls.authorization).origin,
-        authorization_endpoint: urls.authorization,
+        issuer: profile.oidc?.issuer ?? new URL(urls.authorization ?? urls.token).origin,
+        ...(urls.authorization === undefined ? {} : { authorization_endpoint: urls.authorization }),
         token_endpoint: urls.token,
         ...(profile.revoke?.kind === 'rfc7009' ? { revocation_endpoint: urls.revoke } : {}),
       };
       // Credentials are placed by the dialect fetch, request by request; openid-client sends none itself.
       const config = new client.Configuration(metadata, options.clientId, undefined, client.None());
-      config[client.customFetch] = dialectFetch({
+      const wire: WireSettings = {
         profile,
         clientId: options.clientId,
         clientSecret: options.clientSecret,
         urls,
-      });
+        headers: options.headers,
+      };
+      const dialect = dialectFetch(wire);
+      config[client.customFetch] = defaults.transport ? defaults.transport(dialect) : dialect;
       if (Object.values(urls).some((u) => u !== undefined && new URL(u).protocol === 'http:' && isLoopback(new URL(u)))) {
         client.allowInsecureRequests(config);
       }
       const timeoutSeconds = options.timeoutSeconds ?? 10;
-      ready = openIdClient(config, {
+      const learn =
+        profile.tokenInfo && tokenInfoUrl !== undefined
+          ? tokenInfo(profile.tokenInfo, tokenInfoUrl, options, timeoutSeconds)
+          : undefined;
+      const base = openIdClient(config, {
         scopes,
         authorizationParams: options.authorizationParams ?? {},
         timeoutSeconds,
@@ -102,11 +149,16 @@ export function fromProfile(
         sendState: profile.token.sendState,
         noRefresh: profile.refresh === false,
         secrets: [options.clientSecret],
+        standardAnswer: (answer) => standardAnswer(profile, answer),
+        recover: profile.recover
+          ? recovery(options.endpoints?.recover ?? profile.recover.url, wire, fill, timeoutSeconds)
+          : undefined,
         revoke:
           profile.revoke?.kind === 'request'
-            ? requestRevoke(profile.revoke, urls.revoke as string, options, timeoutSeconds)
+            ? requestRevoke(profile.revoke, urls.revoke as string, options, timeoutSeconds, learn)
             : undefined,
       });
+      ready = learn ? withTokenInfo(base, learn) : base;
       return ready;
     },
   };
@@ -131,8 +183,13 @@ function strandedEndpoints(
     return override !== undefined && override !== origin(fill(defaults[name]));
   });
   if (moved === undefined) return [];
-  const own = { refresh: profile.refresh ? profile.refresh.url : undefined, revoke: profile.revoke?.url };
-  return (['refresh', 'revoke'] as const)
+  const own = {
+    refresh: profile.refresh ? profile.refresh.url : undefined,
+    revoke: profile.revoke?.url,
+    recover: profile.recover?.url,
+    tokenInfo: profile.tokenInfo?.url,
+  };
+  return (['refresh', 'revoke', 'recover', 'tokenInfo'] as const)
     .filter((name) => own[name] !== undefined && endpoints?.[name] === undefined)
     .map((name) => [
       `endpoints.${name}`,
@@ -140,15 +197,63 @@ function strandedEndpoints(
     ]);
 }
 
-/** A revocation that is not RFC 7009: Sunshine's `DELETE` with the bearer token, GitHub's grant deletion. */
+/**
+ * The profile's `recover` request for one grant: its URL's `{name}` placeholders filled from the
+ * grant's extras. Without them there is nothing to recover: the refusal stands.
+ */
+function recovery(
+  template: string,
+  wire: WireSettings,
+  fill: (url: string | undefined) => string | undefined,
+  timeoutSeconds: number,
+): (extras: Readonly<Record<string, unknown>>) => Promise<unknown> {
+  return async (extras) => {
+    let missing = false;
+    const url = (fill(template) as string).replace(/\{(\w+)\}/g, (_, name: string) => {
+      const value = extras[name];
+      if (typeof value === 'string' || typeof value === 'number') return encodeURIComponent(String(value));
+      missing = true;
+      return '';
+    });
+    if (missing) {
+      throw new OAuthError('provider_error', 'This login cannot be recovered: it was not imported with what recovery needs.', {
+        error: 'invalid_grant',
+      });
+    }
+    return call(() => recoverTokens(wire, url, timeoutSeconds), [wire.clientSecret]);
+  };
+}
+
+/**
+ * A revocation that is not RFC 7009: Sunshine's `DELETE` with the bearer token, GitHub's grant
+ * deletion. Placeholders left in its URL are filled from the login's extras; a login without them
+ * (its token-info request failed) asks the token-info endpoint again, and is not revoked when that
+ * does not tell either: the error reaches `onError`, the app's tokens are deleted all the same.
+ */
 function requestRevoke(
   revoke: Extract<RevokeProfile, { kind: 'request' }>,
-  url: string,
+  template: string,
   options: PresetOptions,
   timeoutSeconds: number,
+  learn?: (accessToken: string) => Promise<Record<string, unknown>>,
 ) {
-  return async ({ accessToken }: { accessToken: string }) => {
-    const headers = new Headers({ accept: 'application/json' });
+  return async ({
+    accessToken,
+    extras = {},
+  }: {
+    accessToken: string;
+    extras?: Readonly<Record<string, unknown>> | undefined;
+  }) => {
+    let url = fillFromExtras(template, extras);
+    if (typeof url !== 'string' && learn) url = fillFromExtras(template, { ...extras, ...(await learn(accessToken)) });
+    if (typeof url !== 'string') {
+      throw new OAuthError(
+        'invalid_response',
+        `Not revoked: the revocation URL needs {${url.missing}}, which the provider did not tell as a DNS label for this login.`,
+      );
+    }
+    const headers = new Headers(options.headers);
+    headers.set('accept', 'application/json');
     if (revoke.auth === 'bearer') headers.set('authorization', `Bearer ${accessToken}`);
     else headers.set('authorization', basicCredentials(options.clientId, options.clientSecret ?? ''));
     let body: string | undefined;
@@ -165,4 +270,79 @@ function requestRevoke(
       throw new OAuthError(code, `The provider refused the revocation (${response.status}).`);
     }
   };
+}
+
+/** `template` with each `{name}` filled from `extras`, which must hold a DNS label there; else the first name missing. */
+function fillFromExtras(template: string, extras: Readonly<Record<string, unknown>>): string | { missing: string } {
+  let missing: string | undefined;
+  const url = template.replace(/\{(\w+)\}/g, (placeholder, name: string) => {
+    const value = extras[name];
+    if (isDnsLabel(value)) return value;
+    missing ??= name;
+    return placeholder;
+  });
+  return missing === undefined ? url : { missing };
+}
+
+/** The profile's token-info request, with the app's headers, its network failures translated. */
+function tokenInfo(spec: TokenInfoProfile, url: string, options: PresetOptions, timeoutSeconds: number) {
+  return (accessToken: string) =>
+    call(() => readTokenInfo(spec, { url, accessToken, headers: options.headers, timeoutSeconds }), [options.clientSecret]);
+}
+
+/**
+ * Adds the token-info extras to each code exchange's tokens. Its failure keeps the login, without
+ * those extras: a revocation that needs them asks again (see `requestRevoke`).
+ */
+function withTokenInfo(base: ProviderClient, learn: (accessToken: string) => Promise<Record<string, unknown>>): ProviderClient {
+  return {
+    ...base,
+    async exchangeCode(callbackUrl, redirectUri, checks) {
+      const tokens = await base.exchangeCode(callbackUrl, redirectUri, checks);
+      const learnt = await learn(tokens.accessToken).catch(() => ({}));
+      return { ...tokens, extras: { ...tokens.extras, ...learnt } };
+    },
+  };
+}
+
+/** URLs still holding a `{name}` placeholder that nothing will fill. */
+function unfilledPlaceholders(urls: Record<string, string | undefined>): Array<[string, string]> {
+  return Object.entries(urls).flatMap(([field, url]): Array<[string, string]> => {
+    const placeholder = url === undefined ? undefined : /\{\w+\}/.exec(url)?.[0];
+    return placeholder === undefined ? [] : [[field, `holds ${placeholder}, which nothing fills in`]];
+  });
+}
+
+/** Headers the library sets on provider requests: `PresetOptions.headers` may not replace them. */
+const LIBRARY_HEADERS = [
+  'accept',
+  'authorization',
+  'connection',
+  'content-length',
+  'content-type',
+  'cookie',
+  'dpop',
+  'host',
+  'proxy-authorization',
+  'transfer-encoding',
+];
+
+function headerProblems(profile: ProviderProfile, headers: PresetOptions['headers']): Array<[string, string]> {
+  if (headers === undefined) return [];
+  if (typeof headers !== 'object' || headers === null) return [['headers', 'must be an object of header names and values']];
+  const own = new Set(LIBRARY_HEADERS);
+  const revokeAuth = profile.revoke?.kind === 'rfc7009' ? profile.revoke.clientAuth : undefined;
+  for (const spec of [profile.token, profile.refresh || {}]) {
+    for (const name of Object.keys(spec.headers ?? {})) own.add(name.toLowerCase());
+  }
+  for (const auth of [profile.token.clientAuth, profile.refresh ? profile.refresh.clientAuth : undefined, revokeAuth]) {
+    if (auth?.in === 'header') own.add(auth.name.toLowerCase());
+  }
+  return Object.entries(headers).flatMap(([name, value]): Array<[string, string]> => {
+    const field = `headers.${name}`;
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(name)) return [[field, 'is not a valid header name']];
+    if (own.has(name.toLowerCase())) return [[field, 'is set by the library and cannot be overridden']];
+    if (typeof value !== 'string' || /[\r\n\0]/.test(value)) return [[field, 'must be a string without line breaks']];
+    return [];
+  });
 }

@@ -2,7 +2,12 @@ import { fromProfile } from './from-profile.js';
 import type { PresetOptions, ProviderProfile } from './profile.js';
 import type { ProviderDefinition } from './types.js';
 
-/** Google: OpenID Connect; `access_type=offline` and `prompt=consent` so that a refresh token is issued. */
+/**
+ * Google: OpenID Connect; `access_type=offline` and `prompt=consent` so that a refresh token is issued
+ * (developers.google.com/identity/protocols/oauth2/web-server: a refresh token comes only with
+ * offline access, and again only on consent). Endpoints from accounts.google.com/.well-known/openid-configuration;
+ * revocation at oauth2.googleapis.com/revoke (RFC 7009).
+ */
 export const googleProfile: ProviderProfile = {
   name: 'google',
   oidc: { issuer: 'https://accounts.google.com' },

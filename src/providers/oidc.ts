@@ -40,6 +40,7 @@ export function oidc(options: OidcOptions): ProviderDefinition {
     clientId: options.clientId,
     scopes,
     pkce: true,
+    browserLogin: true,
     // An ID token (and so a nonce) only when `openid` is asked for: without it there is none.
     nonce: scopes.includes('openid'),
     timeoutSeconds: options.timeoutSeconds ?? 10,

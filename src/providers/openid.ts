@@ -40,9 +40,13 @@ export function clientAuthentication(options: ProviderOptions): client.ClientAut
   }
 }
 
-/** http: is allowed for loopback hosts only (local development and tests). */
+/**
+ * http: is allowed for loopback hosts only (local development and tests). Names under `localhost`
+ * (`acme.localhost`) are loopback too (RFC 6761 §6.3), as browsers treat them: a URL template
+ * `http://{subdomain}.localhost:port/...` stands in for a provider's per-customer hosts.
+ */
 export function isLoopback(url: URL): boolean {
-  return ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  return ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname) || url.hostname.endsWith('.localhost');
 }
 
 export interface OpenIdSettings {
@@ -61,12 +65,17 @@ export interface OpenIdSettings {
   revoke?: ProviderClient['revoke'];
   /** Redacted from any provider message kept in an error (the client secret). */
   secrets?: ReadonlyArray<string | undefined> | undefined;
+  /** Mints new tokens for a grant whose refresh token was refused (see `ProviderClient.recover`): RFC 6749 JSON. */
+  recover?: ((extras: Readonly<Record<string, unknown>>) => Promise<unknown>) | undefined;
+  /** Re-expresses a provider's own token answer as RFC 6749 JSON (a profile's dialect); undefined when it holds no token. */
+  standardAnswer?: ((answer: unknown) => Record<string, unknown> | undefined) | undefined;
 }
 
 /** Wraps a ready openid-client Configuration as a ProviderClient. */
 export function openIdClient(config: client.Configuration, settings: OpenIdSettings): ProviderClient {
   config.timeout = settings.timeoutSeconds;
   const metadata = config.serverMetadata();
+  const { recover } = settings;
   const revoke =
     settings.revoke ??
     (metadata.revocation_endpoint
@@ -127,6 +136,12 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
       return normalise(await call(() => client.refreshTokenGrant(config, refreshToken), settings.secrets));
     },
 
+    readTokens(answer: unknown): ProviderTokens {
+      return unvalidated(settings.standardAnswer ? settings.standardAnswer(answer) : answer);
+    },
+
+    ...(recover ? { recover: async (extras) => unvalidated(await recover(extras)) } : {}),
+
     ...(revoke ? { revoke } : {}),
   };
 }
@@ -135,28 +150,57 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
 const LONGEST_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
 
 function normalise(response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): ProviderTokens {
+  return fromBody(response, response.expiresIn(), response.claims());
+}
+
+/** Tokens from an RFC 6749 token answer (validated by openid-client, or imported by the app). */
+function fromBody(
+  body: Record<string, unknown> & { access_token: string; token_type: string },
+  expiresIn: number | undefined,
+  claims: Record<string, unknown> | undefined,
+): ProviderTokens {
   const extras: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(response)) {
+  for (const [key, value] of Object.entries(body)) {
     if (!STANDARD_FIELDS.has(key) && value !== undefined) extras[key] = value;
   }
-  const expiresIn = response.expiresIn();
-  const claims = response.claims();
   const now = Math.floor(Date.now() / 1000);
-  const refreshExpiresIn = response.refresh_token_expires_in;
+  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+  const refreshExpiresIn = body.refresh_token_expires_in;
   return {
-    accessToken: response.access_token,
-    tokenType: response.token_type === 'bearer' ? 'Bearer' : response.token_type,
+    accessToken: body.access_token,
+    tokenType: body.token_type === 'bearer' ? 'Bearer' : body.token_type,
     expiresAt: expiresIn !== undefined && expiresIn <= LONGEST_LIFETIME_SECONDS ? now + expiresIn : undefined,
-    refreshToken: response.refresh_token,
+    refreshToken: text(body.refresh_token),
     refreshExpiresAt:
       typeof refreshExpiresIn === 'number' && refreshExpiresIn > 0 && refreshExpiresIn <= LONGEST_LIFETIME_SECONDS
         ? now + refreshExpiresIn
         : undefined,
-    scope: response.scope,
-    idToken: response.id_token,
+    scope: text(body.scope),
+    idToken: text(body.id_token),
     claims: claims ? { ...claims } : undefined,
     extras,
   };
+}
+
+/**
+ * Tokens from an RFC 6749 answer that did not come through openid-client's validation: imported by
+ * the app, or minted by a recovery. An ID token in it is dropped, since nothing validated it.
+ */
+function unvalidated(body: unknown): ProviderTokens {
+  if (!isRecord(body) || typeof body.access_token !== 'string' || body.access_token === '') {
+    throw new OAuthError('invalid_response', 'The token answer holds no access token.');
+  }
+  const { id_token: _unvalidated, access_token: accessToken, token_type: tokenType, ...rest } = body;
+  const expiresIn = rest.expires_in;
+  return fromBody(
+    { ...rest, access_token: accessToken, token_type: typeof tokenType === 'string' ? tokenType : 'Bearer' },
+    typeof expiresIn === 'number' && Number.isFinite(expiresIn) ? expiresIn : undefined,
+    undefined,
+  );
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**

@@ -16,6 +16,12 @@ import type { ProviderDefinition } from './types.js';
  *   app for that user at Pipedrive [P SDK]: their next login installs it again.
  * - Refresh at `/oauth/token` without the seeds' trailing slash; tokens do not rotate [P] (a new
  *   refresh token [U] would be kept all the same). `api_domain` is kept: API calls go there.
+ *
+ * Sources: pipedrive.readme.io `marketplace-oauth-authorization` (hosts, state, Basic auth, body
+ * credentials allowed, 5-minute codes, no rotation), `app-uninstallation` (RFC 7009 revoke);
+ * pipedrive/client-nodejs `src/versions/v1/configuration.ts` (hosts), `revokeToken` (revoking the
+ * refresh token uninstalls), `test/functional/oauth/access-token.test.ts` (error bodies);
+ * NangoHQ/nango commit ac05c5bac9 (scope and PKCE break authorization).
  */
 export const pipedriveProfile: ProviderProfile = {
   name: 'pipedrive',

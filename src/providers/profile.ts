@@ -67,6 +67,11 @@ export type RevokeProfile =
   /** Any other request, authenticated with the token itself (`bearer`) or the client credentials (`basic`). */
   | {
       kind: 'request';
+      /**
+       * May hold `{name}` placeholders filled from the tokens' `extras` at logout (Sunshine's
+       * `https://{subdomain}.zendesk.com/...`). Each value must be a DNS label (letters, digits,
+       * inner hyphens; 63 at most), so that no provider answer can send the token to another host.
+       */
       url: string;
       method: 'DELETE' | 'POST';
       auth: 'bearer' | 'basic';
@@ -74,13 +79,32 @@ export type RevokeProfile =
       tokenInBody?: boolean;
     };
 
+/**
+ * After the code exchange, a `GET` with the new access token (as a bearer) whose JSON answer adds
+ * extras: what the token response does not say, such as the account the token belongs to
+ * (Sunshine's `tokenInfo`). Its failure never fails the login: the extras are then missing, and a
+ * revocation that needs one of them asks again.
+ */
+export interface TokenInfoProfile {
+  url: string;
+  /** Extras to keep: the extra's name, then a dot-path in the answer (`{ subdomain: 'app.subdomain' }`). */
+  extras: Readonly<Record<string, string>>;
+  /** Extras that name a host (a subdomain): kept only when a DNS label, else left out. */
+  dnsLabels?: readonly string[];
+}
+
 export interface ProviderProfile {
   /** What kind of provider this is, for messages ('pipedrive'). */
   name: string;
   /** An OpenID Connect provider with known endpoints: a `nonce` is sent and the ID token's `iss` must equal this. */
   oidc?: { issuer: string };
   authorization: {
-    url: string;
+    /**
+     * Where browsers are sent to log in. Absent when the provider has no browser login (Cal.com's
+     * platform managed users): the app then imports the tokens it obtained server-side
+     * (`importTokens`), and the login route answers `login_unavailable`.
+     */
+    url?: string;
     /** Authorization parameters never to send: `scope`, `response_type`, `redirect_uri`. */
     omit?: ReadonlyArray<'scope' | 'response_type' | 'redirect_uri'>;
     /** PKCE S256. Default true. */
@@ -96,6 +120,8 @@ export interface ProviderProfile {
     deniedErrors?: readonly string[];
     /** Joins scopes. Default ' '. */
     scopeSeparator?: string;
+    /** The provider refuses a login without scopes (Slack, Cal.com): none configured is `config_invalid` at start-up. */
+    scopesRequired?: boolean;
     /** Scope parameter name. Default `scope` (Slack's user tokens: `user_scope`). */
     scopeParam?: string;
   };
@@ -106,6 +132,8 @@ export interface ProviderProfile {
   /** When the refresh answer is shaped differently (Slack). Defaults to `response`. */
   refreshResponse?: TokenResponseProfile;
   revoke?: RevokeProfile;
+  /** A request after the code exchange that adds extras (Sunshine's `tokenInfo`). */
+  tokenInfo?: TokenInfoProfile;
   errors?: {
     /**
      * Where this provider's error bodies keep `error` and `error_description`, as dot-paths (array
@@ -119,6 +147,13 @@ export interface ProviderProfile {
     /** Last word on an error's standard code, from the HTTP status and what was read of the body. */
     classify?: (status: number, error: { error: string; description?: string | undefined }) => string | undefined;
   };
+  /**
+   * A request that mints new tokens for a grant whose refresh token was refused (Cal.com's
+   * force-refresh of a managed user), made with the refresh request's client authentication and
+   * read like its answer. `{clientId}` and `{name}` placeholders in the URL are filled from the
+   * client id and the grant's `extras` (an absent extra means no recovery).
+   */
+  recover?: { url: string };
   /** API answers that mean "the access token expired", for `req.oauth.fetch`. Default `[401]`. */
   expiredStatuses?: readonly number[];
 }
@@ -131,7 +166,14 @@ export interface PresetOptions {
   /** Extra authorization parameters (`prompt`, ...). Never overrides state, PKCE, nonce or redirect_uri. */
   authorizationParams?: Readonly<Record<string, string>> | undefined;
   /** Replace any URL: sandboxes, regions, self-hosted installs, tests. */
-  endpoints?: Partial<Record<'authorization' | 'token' | 'refresh' | 'revoke', string>> | undefined;
+  endpoints?: Partial<Record<'authorization' | 'token' | 'refresh' | 'revoke' | 'recover' | 'tokenInfo', string>> | undefined;
   /** Per-request timeout towards the provider, in seconds. Default 10. */
   timeoutSeconds?: number | undefined;
+  /**
+   * Extra headers on every request to the provider's token, refresh, revocation and token-info
+   * endpoints (a Zendesk Marketplace bot's `X-Zendesk-Marketplace-*`); never on the browser's
+   * redirect. Headers the library sets itself (`authorization`, `content-type`, `accept`, a
+   * client-credential header, ...) cannot be given: such a key is `config_invalid` at start-up.
+   */
+  headers?: Readonly<Record<string, string>> | undefined;
 }

@@ -5,11 +5,22 @@ import type { ProviderDefinition } from './types.js';
 /**
  * Slack, "Sign in with Slack" user tokens (OAuth v2): scopes go in `user_scope`, comma-separated,
  * and the user's token comes nested in `authed_user`; a refresh (token rotation) answers flat.
- * Slack reports errors with HTTP 200 and `{ok: false, error}`.
+ * Slack reports errors with HTTP 200 and `{ok: false, error}`. Slack refuses a login without
+ * scopes: a preset without any is refused at start-up.
+ *
+ * Sources: api.slack.com/authentication/oauth-v2 (`user_scope`, `authed_user`, errors with 200),
+ * api.slack.com/authentication/rotation (refresh answers flat, `invalid_refresh_token`),
+ * api.slack.com/methods/auth.revoke (bearer revocation).
  */
 export const slackProfile: ProviderProfile = {
   name: 'slack',
-  authorization: { url: 'https://slack.com/oauth/v2/authorize', scopeParam: 'user_scope', scopeSeparator: ',', pkce: false },
+  authorization: {
+    url: 'https://slack.com/oauth/v2/authorize',
+    scopeParam: 'user_scope',
+    scopeSeparator: ',',
+    pkce: false,
+    scopesRequired: true,
+  },
   token: { url: 'https://slack.com/api/oauth.v2.access', clientAuth: { in: 'body', secret: 'client_secret' } },
   response: {
     accessToken: 'authed_user.access_token',

@@ -37,8 +37,26 @@ export interface ProviderClient {
   /** Exchanges the code in a callback URL whose `state`, `iss` and `error` were already checked. */
   exchangeCode(callbackUrl: URL, redirectUri: string, checks: LoginChecks): Promise<ProviderTokens>;
   refresh(refreshToken: string): Promise<ProviderTokens>;
-  /** Present only when the provider can revoke. Revokes the grant (the refresh token where that is how). */
-  revoke?(tokens: { accessToken: string; refreshToken?: string | undefined }): Promise<void>;
+  /**
+   * Present when the provider can mint new tokens for a grant whose refresh token it refused
+   * (Cal.com's force-refresh), from what the grant keeps in `extras`. Throws `OAuthError`.
+   */
+  recover?(extras: Readonly<Record<string, unknown>>): Promise<ProviderTokens>;
+  /**
+   * Reads a token answer the app obtained from the provider itself (tokens minted server-side),
+   * as the token endpoint's answers are read. An ID token in it is dropped: nothing validated it.
+   * Throws `OAuthError` `invalid_response` when it holds no access token.
+   */
+  readTokens(answer: unknown): ProviderTokens;
+  /**
+   * Present only when the provider can revoke. Revokes the grant (the refresh token where that is how).
+   * `extras` fill a revocation URL's placeholders (Sunshine's `{subdomain}`).
+   */
+  revoke?(tokens: {
+    accessToken: string;
+    refreshToken?: string | undefined;
+    extras?: Readonly<Record<string, unknown>> | undefined;
+  }): Promise<void>;
 }
 
 /**
@@ -56,6 +74,8 @@ export interface ProviderDefinition {
   readonly scopes: readonly string[];
   readonly pkce: boolean;
   readonly nonce: boolean;
+  /** Whether browsers can log in through the login route (false: tokens are imported by the app). */
+  readonly browserLogin: boolean;
   /** `error=` values in a callback that mean "the user declined" (always includes access_denied). */
   readonly deniedErrors: readonly string[];
   /**

@@ -6,7 +6,14 @@
  * arbitrary OAuth dialects.
  */
 import type { CustomFetch } from 'openid-client';
-import type { ClientAuthPlacement, ProviderProfile, TokenRequestProfile, TokenResponseProfile } from './profile.js';
+import { OAuthError } from '../errors.js';
+import type {
+  ClientAuthPlacement,
+  ProviderProfile,
+  TokenInfoProfile,
+  TokenRequestProfile,
+  TokenResponseProfile,
+} from './profile.js';
 
 export interface WireSettings {
   profile: ProviderProfile;
@@ -14,6 +21,8 @@ export interface WireSettings {
   clientSecret: string | undefined;
   /** Resolved URLs (overrides applied, `{clientId}` filled in). */
   urls: { token: string; refresh: string; revoke?: string | undefined };
+  /** The app's extra headers (`PresetOptions.headers`), checked at start-up to set nothing the library sets. */
+  headers?: Readonly<Record<string, string>> | undefined;
 }
 
 /** The custom fetch that speaks the provider's dialect on token, refresh and RFC 7009 revocation requests. */
@@ -43,13 +52,71 @@ export function dialectFetch(settings: WireSettings): CustomFetch {
   };
 }
 
+/**
+ * The profile's `recover` request (Cal.com's force-refresh), sent with the refresh request's client
+ * authentication and read like its answer: RFC 6749 JSON of the new tokens, or an OAuthError.
+ */
+export async function recoverTokens(settings: WireSettings, url: string, timeoutSeconds: number): Promise<unknown> {
+  const { profile } = settings;
+  const spec: TokenRequestProfile = { ...profile.token, ...(profile.refresh || {}) };
+  const request = encodeRequest(spec, new URLSearchParams(), settings);
+  const response = await fetch(url, { method: 'POST', ...request, signal: AbortSignal.timeout(timeoutSeconds * 1000) });
+  const shape = profile.refreshResponse ?? profile.response ?? {};
+  const standard = await standardResponse(response, shape, profile, [settings.clientSecret]);
+  const json = (await standard.json().catch(() => undefined)) as { error?: string; error_description?: string } | undefined;
+  if (standard.ok) return json;
+  if (standard.status === 429 || standard.status >= 500) {
+    throw new OAuthError('provider_unavailable', 'The provider did not answer in time or failed.');
+  }
+  throw new OAuthError('provider_error', 'The provider refused the request.', {
+    error: json?.error,
+    errorDescription: json?.error_description,
+  });
+}
+
+/**
+ * The profile's `tokenInfo` request: `GET` with the access token as a bearer, the answer's mapped
+ * fields as extras. An extra listed in `dnsLabels` is kept only when it is a DNS label: it will
+ * name a host. Throws OAuthError (refused, unavailable, not a JSON object); network failures are
+ * the caller's to translate.
+ */
+export async function readTokenInfo(
+  spec: TokenInfoProfile,
+  request: { url: string; accessToken: string; headers?: Readonly<Record<string, string>> | undefined; timeoutSeconds: number },
+): Promise<Record<string, unknown>> {
+  const headers = new Headers(request.headers);
+  headers.set('accept', 'application/json');
+  headers.set('authorization', `Bearer ${request.accessToken}`);
+  const response = await fetch(request.url, { headers, signal: AbortSignal.timeout(request.timeoutSeconds * 1000) });
+  const json = parseJson(await response.text());
+  if (!response.ok) {
+    const code = response.status === 429 || response.status >= 500 ? 'provider_unavailable' : 'provider_error';
+    throw new OAuthError(code, `The provider refused the token-info request (${response.status}).`);
+  }
+  if (!isObject(json)) throw new OAuthError('invalid_response', 'The token-info answer is not a JSON object.');
+  const extras: Record<string, unknown> = {};
+  for (const [name, path] of Object.entries(spec.extras)) {
+    const value = at(json, path);
+    if (value === undefined || (spec.dnsLabels?.includes(name) && !isDnsLabel(value))) continue;
+    extras[name] = value;
+  }
+  return extras;
+}
+
+/** One label of a host name (RFC 1123): what may be put into a URL's host without choosing another host. */
+export function isDnsLabel(value: unknown): value is string {
+  return typeof value === 'string' && /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(value);
+}
+
 function encodeRequest(
   spec: TokenRequestProfile,
   params: URLSearchParams,
   settings: WireSettings,
 ): { headers: Headers; body: string } {
   const fields = new Map(params);
-  const headers = new Headers({ accept: 'application/json', ...spec.headers });
+  const headers = new Headers(settings.headers);
+  headers.set('accept', 'application/json');
+  for (const [name, value] of Object.entries(spec.headers ?? {})) headers.set(name, value);
   fields.delete('client_id'); // placed below, where the provider wants it
   fields.delete('client_secret');
   for (const name of spec.omit ?? []) fields.delete(name);
@@ -127,6 +194,18 @@ async function standardResponse(
     return jsonResponse(status, { error: code, error_description: redact(found.description, secrets) });
   }
   return jsonResponse(200, tokenBody(root, accessToken, shape));
+}
+
+/**
+ * A token answer the app obtained from the provider itself (Cal.com's managed-user creation), read
+ * as the token endpoint's answers are: RFC 6749 JSON, or undefined when it holds no access token.
+ */
+export function standardAnswer(profile: ProviderProfile, answer: unknown): Record<string, unknown> | undefined {
+  if (!isObject(answer)) return undefined;
+  const shape = profile.response ?? {};
+  const root = shape.envelope && isObject(answer[shape.envelope]) ? (answer[shape.envelope] as Record<string, unknown>) : answer;
+  const accessToken = at(root, shape.accessToken ?? 'access_token');
+  return typeof accessToken === 'string' && accessToken !== '' ? tokenBody(root, accessToken, shape) : undefined;
 }
 
 function tokenBody(root: Record<string, unknown>, accessToken: unknown, shape: TokenResponseProfile): Record<string, unknown> {

@@ -1,7 +1,8 @@
 /**
- * A strict emulator of Cal.com's platform OAuth (shared/providers/CONTRACTS.md §3a and its Addendum):
- * the web app's authorize page and api.cal.com's `/v2/oauth/{clientId}/…` on one local origin,
- * and the API's `GET /v2/me`.
+ * A strict emulator of Cal.com's platform OAuth (shared/providers/CONTRACTS.md §3a and its
+ * 2026-11-30 correction): api.cal.com's `/v2/oauth/{clientId}/…` and the managed users of
+ * `/v2/oauth-clients/{clientId}/users` on one local origin, the API's `GET /v2/me`, and a stand-in
+ * for a first-party authorization page.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -38,8 +39,17 @@ function fail(req: EmulatorRequest, status: 400 | 401 | 498, message: string, re
 }
 
 /**
- * Starts a Cal.com platform emulator: `GET /auth/platform/authorize` (the browser entry page; it
- * approves at once), `POST /v2/oauth/{clientId}/exchange`, `POST /v2/oauth/{clientId}/refresh` and `GET /v2/me`.
+ * Starts a Cal.com platform emulator: `POST /v2/oauth-clients/{clientId}/users` (creates a managed
+ * user and answers its tokens), `POST /v2/oauth-clients/{clientId}/users/{userId}/force-refresh`,
+ * `POST /v2/oauth/{clientId}/exchange`, `POST /v2/oauth/{clientId}/refresh`, `GET /v2/me`, and
+ * `GET /auth/platform/authorize`, which approves at once.
+ * - That page stands for a first-party app's own authorization page (`endpoints.authorization`, set
+ *   explicitly). Cal.com's web app page at that path is a static mock that never completes a login,
+ *   so the preset sends no browser there by default.
+ * - Managed users (with `x-cal-secret-key`): creation takes JSON `{email}` and answers
+ *   `{status, data: {user, accessToken, refreshToken, accessTokenExpiresAt, refreshTokenExpiresAt}}`;
+ *   force-refresh ends the user's tokens and answers new ones (`{status, data: {accessToken, ...}}`).
+ *   Both count as `token`, force-refresh as `refresh`.
  * - The redirect back is `${redirect_uri}?code=…`, without `state` unless `echoState` is set.
  * - Exchange: the code in `Authorization: Bearer`, JSON `{"clientSecret"}`. Refresh: `x-cal-secret-key`,
  *   JSON `{"refreshToken"}`; refresh tokens are single use (rotated) and refused after their `refreshTokenExpiresAt`.
@@ -54,16 +64,31 @@ function fail(req: EmulatorRequest, status: 400 | 401 | 498, message: string, re
  */
 export function startCalcomPlatformEmulator(options: CalcomPlatformEmulatorOptions): Promise<Emulator> {
   const echoState = options.echoState ?? false;
+  const users = new Map<number, ManagedUser>(); // managed users by id, each with its current grant
   return startEmulator({
     options,
     endpoints: (origin, clientId) => ({
       authorization: `${origin}/auth/platform/authorize`,
       token: `${origin}/v2/oauth/${encodeURIComponent(clientId)}/exchange`,
       refresh: `${origin}/v2/oauth/${encodeURIComponent(clientId)}/refresh`,
+      recover: `${origin}/v2/oauth-clients/${encodeURIComponent(clientId)}/users/{userId}/force-refresh`,
+      managedUsers: `${origin}/v2/oauth-clients/${encodeURIComponent(clientId)}/users`,
       api: `${origin}/v2/me`,
     }),
     routes: (ctx) => [
       { method: 'GET', path: '/auth/platform/authorize', endpoint: 'authorize', handle: (req) => authorize(ctx, req, echoState) },
+      {
+        method: 'POST',
+        path: '/v2/oauth-clients/:clientId/users',
+        endpoint: 'token',
+        handle: (req) => createUser(ctx, users, req),
+      },
+      {
+        method: 'POST',
+        path: '/v2/oauth-clients/:clientId/users/:userId/force-refresh',
+        endpoint: 'refresh',
+        handle: (req) => forceRefresh(ctx, users, req),
+      },
       { method: 'POST', path: '/v2/oauth/:clientId/exchange', endpoint: 'token', handle: (req) => exchange(ctx, req) },
       { method: 'POST', path: '/v2/oauth/:clientId/refresh', endpoint: 'refresh', handle: (req) => refresh(ctx, req) },
       { method: 'GET', path: '/v2/me', endpoint: 'api', handle: (req) => me(ctx, req) },
@@ -102,7 +127,7 @@ function exchange(ctx: EmulatorContext, req: EmulatorRequest): Reply {
       'code' in req.body || 'authorizationCode' in req.body ? 'code in the body instead of Authorization: Bearer' : undefined;
     return fail(req, 400, "Missing 'Bearer' Authorization header.", reason);
   }
-  const invalid = 'Invalid OAuthClient credentials.';
+  const invalid = 'Invalid OAuth Client.';
   if (req.params.clientId !== ctx.emulator.clientId) return fail(req, 400, invalid, 'unknown client id in path');
   const secret = field(req.body, 'clientSecret');
   if (secret !== ctx.emulator.clientSecret) {
@@ -117,8 +142,7 @@ function exchange(ctx: EmulatorContext, req: EmulatorRequest): Reply {
 function refresh(ctx: EmulatorContext, req: EmulatorRequest): Reply {
   const header = req.headers['x-cal-secret-key'];
   if (typeof header !== 'string' || header === '') return fail(req, 401, 'Invalid client secret', 'no x-cal-secret-key header');
-  if (req.params.clientId !== ctx.emulator.clientId)
-    return fail(req, 400, 'Invalid OAuthClient credentials.', 'unknown client id in path');
+  if (req.params.clientId !== ctx.emulator.clientId) return fail(req, 400, 'Invalid OAuth Client.', 'unknown client id in path');
   if (header !== ctx.emulator.clientSecret) return fail(req, 401, 'Invalid client secret', 'wrong x-cal-secret-key');
   if (req.bodyType !== 'json') return fail(req, 400, 'Body must be application/json', `${req.bodyType} body`);
   const refreshToken = field(req.body, 'refreshToken');
@@ -128,6 +152,46 @@ function refresh(ctx: EmulatorContext, req: EmulatorRequest): Reply {
   // Rotation: the old refresh token is deleted in the same transaction (CONTRACTS.md §3a, Refresh).
   ctx.book.dropRefresh(refreshToken);
   return issue(ctx, check.grant);
+}
+
+/** The platform's own guard on the managed-user routes: the client's secret in `x-cal-secret-key`. */
+function secretKeyRefusal(ctx: EmulatorContext, req: EmulatorRequest): Reply | undefined {
+  const header = req.headers['x-cal-secret-key'];
+  if (typeof header !== 'string' || header === '') return fail(req, 401, 'Invalid client secret', 'no x-cal-secret-key header');
+  if (req.params.clientId !== ctx.emulator.clientId) return fail(req, 400, 'Invalid OAuth Client.', 'unknown client id in path');
+  if (header !== ctx.emulator.clientSecret) return fail(req, 401, 'Invalid client secret', 'wrong x-cal-secret-key');
+  return undefined;
+}
+
+interface ManagedUser {
+  id: number;
+  email: string;
+  grant: Grant;
+}
+
+function createUser(ctx: EmulatorContext, users: Map<number, ManagedUser>, req: EmulatorRequest): Reply {
+  const refused = secretKeyRefusal(ctx, req);
+  if (refused) return refused;
+  if (req.bodyType !== 'json') return fail(req, 400, 'Body must be application/json', `${req.bodyType} body`);
+  const email = field(req.body, 'email');
+  if (email === undefined || !email.includes('@')) return fail(req, 400, 'email must be an email', 'no valid email');
+  const user: ManagedUser = { id: users.size + 1, email, grant: ctx.book.newGrant() };
+  users.set(user.id, user);
+  const reply = issue(ctx, user.grant);
+  const { data } = reply.json as { data: Record<string, unknown> };
+  const profile = { id: user.id, email: user.email, username: `managed-${user.id}`, timeZone: 'Europe/London' };
+  return { ...reply, json: { status: 'success', data: { user: profile, ...data } } };
+}
+
+function forceRefresh(ctx: EmulatorContext, users: Map<number, ManagedUser>, req: EmulatorRequest): Reply {
+  const refused = secretKeyRefusal(ctx, req);
+  if (refused) return refused;
+  const user = users.get(Number(req.params.userId));
+  if (!user) return fail(req, 400, 'User not found', 'unknown managed user');
+  // New tokens for the user; every token issued before is ended.
+  ctx.book.revokeGrant(user.grant);
+  user.grant = ctx.book.newGrant();
+  return issue(ctx, user.grant);
 }
 
 function issue({ emulator, book }: EmulatorContext, grant: Grant): Reply {

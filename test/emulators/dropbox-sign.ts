@@ -94,23 +94,25 @@ function token(ctx: EmulatorContext, req: EmulatorRequest, rotate: boolean): Rep
     const shown = req.rawQuery.replace(/=[^&]+/g, '=…');
     return fail(400, 'invalid_request', 'Unknown query; refresh is POST /oauth/token?refresh', `query "?${shown}"`);
   }
-  // The spec says JSON, form is measured to work (CONTRACTS.md §2); multipart (the curl example) is not emulated.
-  if (req.bodyType !== 'form' && req.bodyType !== 'json') {
-    const message = 'Body must be application/x-www-form-urlencoded or application/json';
+  // The spec says JSON, form is measured to work, the official curl example posts multipart (CONTRACTS.md §2).
+  if (req.bodyType !== 'form' && req.bodyType !== 'json' && req.bodyType !== 'multipart') {
+    const message = 'Body must be application/x-www-form-urlencoded, multipart/form-data or application/json';
     return fail(400, 'invalid_request', message, `${req.bodyType} body`);
   }
   const grantType = field(req.body, 'grant_type');
   if (!isRefresh && grantType === 'refresh_token') {
     return fail(400, 'invalid_request', 'Refresh must be posted to /oauth/token?refresh', 'refresh_token grant without ?refresh');
   }
-  // Client credentials go in the body, not in a header (CONTRACTS.md §2).
+  // Client credentials go in the body, not in a header (CONTRACTS.md §2). The official refresh samples
+  // send none ("required for new API apps", says the spec): a refresh without them is accepted.
   const id = field(req.body, 'client_id');
   const secret = field(req.body, 'client_secret');
-  if (id === undefined || secret === undefined) {
+  const sentNone = id === undefined && secret === undefined && !req.headers.authorization;
+  if (!(isRefresh && sentNone) && (id === undefined || secret === undefined)) {
     const reason = req.headers.authorization ? 'client credentials in a header instead of the body' : 'no client credentials';
     return fail(401, 'unauthorized', 'Missing client_id or client_secret', reason);
   }
-  if (id !== emulator.clientId || secret !== emulator.clientSecret) {
+  if (!(isRefresh && sentNone) && (id !== emulator.clientId || secret !== emulator.clientSecret)) {
     return fail(401, 'unauthorized', 'Invalid client_id or client_secret', 'wrong client credentials');
   }
   if (isRefresh) {

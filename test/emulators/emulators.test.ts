@@ -10,6 +10,8 @@ import {
   startSunshineConversationsEmulator,
   type Emulator,
 } from './index.js';
+import type { SunshineConversationsEmulator } from './sunshine-conversations.js';
+import { resolveLocalhostNames } from '../support/localhost-names.js';
 
 const CALLBACK = 'http://127.0.0.1:9/auth/test/callback';
 
@@ -82,6 +84,12 @@ describe('Pipedrive emulator', () => {
       headers,
     );
   const tokens = async () => (await (await exchange()).json()) as { access_token: string; refresh_token: string };
+
+  it('accepts client credentials in the body too, as the docs allow', async () => {
+    const res = await exchange({ client_id: e.clientId, client_secret: e.clientSecret }, {});
+    expect(res.status).toBe(200);
+    expect(e.rejections).toEqual([]);
+  });
 
   it('serves the whole flow: authorize, exchange, API, refresh without rotation', async () => {
     const callback = await e.authorize(authUrl({ response_type: 'code' }));
@@ -160,8 +168,8 @@ describe('Pipedrive emulator', () => {
       'invalid_request',
     ],
     [
-      'credentials in the body',
-      async () => exchange({ client_id: e.clientId, client_secret: e.clientSecret }, {}),
+      'a wrong secret in the body',
+      async () => exchange({ client_id: e.clientId, client_secret: 'wrong' }, {}),
       401,
       'invalid_client',
     ],
@@ -297,6 +305,32 @@ describe('Dropbox Sign emulator', () => {
     postForm(e.endpoints.token, { grant_type: 'authorization_code', code: await code(), ...creds(), state: 's1', ...fields });
   const tokens = async () => (await (await exchange()).json()) as { access_token: string; refresh_token: string };
   const refreshUrl = () => e.endpoints.refresh ?? '';
+
+  it('accepts what the official examples send: a multipart exchange, a refresh without client credentials', async () => {
+    const multipart = new FormData();
+    for (const [key, value] of Object.entries({
+      grant_type: 'authorization_code',
+      code: await code(),
+      ...creds(),
+      state: 's1',
+    })) {
+      multipart.append(key, value);
+    }
+    const exchanged = await fetch(e.endpoints.token, { method: 'POST', body: multipart });
+    expect(exchanged.status).toBe(200);
+    const { refresh_token } = (await exchanged.json()) as { refresh_token: string };
+    const bare = await postForm(refreshUrl(), { grant_type: 'refresh_token', refresh_token });
+    expect(bare.status).toBe(200);
+    // Credentials given are still checked.
+    const wrong = await postForm(refreshUrl(), {
+      grant_type: 'refresh_token',
+      refresh_token,
+      client_id: e.clientId,
+      client_secret: 'no',
+    });
+    expect(wrong.status).toBe(401);
+    expect(e.rejections.map((r) => r.reason)).toEqual(['wrong client credentials']);
+  });
 
   it('serves the whole flow: authorize, exchange (form and JSON), API, refresh at ?refresh', async () => {
     expect(refreshUrl()).toBe(`${e.origin}/oauth/token?refresh`);
@@ -590,17 +624,17 @@ describe('Cal.com platform emulator', () => {
     [
       'a wrong clientSecret',
       async () => postJson(e.endpoints.token, { clientSecret: 'wrong' }, bearer(await code())),
-      'Invalid OAuthClient credentials.',
+      'Invalid OAuth Client.',
     ],
     [
       'client_secret in snake_case',
       async () => postJson(e.endpoints.token, { client_secret: e.clientSecret }, bearer(await code())),
-      'Invalid OAuthClient credentials.',
+      'Invalid OAuth Client.',
     ],
     [
       'an unknown client id in the path',
       async () => postJson(`${e.origin}/v2/oauth/other/exchange`, { clientSecret: e.clientSecret }, bearer(await code())),
-      'Invalid OAuthClient credentials.',
+      'Invalid OAuth Client.',
     ],
     ['an unknown code', () => exchange('nope'), 'Invalid Authorization Token.'],
   ])('refuses an exchange with %s', async (_name, send, message) => {
@@ -805,6 +839,88 @@ describe('Sunshine Conversations emulator', () => {
     expect((await api(e, token)).status).toBe(200);
     expect((await revoke(basic(e.clientId, e.clientSecret))).status).toBe(200);
     expect((await api(e, token)).status).toBe(401);
+  });
+});
+
+describe('Sunshine Conversations emulator: the app, its subdomain host, Marketplace headers', () => {
+  const marketplace = { name: 'Acme Bot', organizationId: '12345', botId: '42' };
+  const headers = {
+    'X-Zendesk-Marketplace-Name': marketplace.name,
+    'X-Zendesk-Marketplace-Organization-Id': marketplace.organizationId,
+    'X-Zendesk-Marketplace-Bot-Id': marketplace.botId,
+  };
+  let e: SunshineConversationsEmulator;
+  let restore: () => void;
+  beforeAll(async () => {
+    restore = resolveLocalhostNames();
+    e = await startSunshineConversationsEmulator({ redirectUri: CALLBACK, app: { subdomain: 'acme' }, marketplace });
+  });
+  afterEach(() => e.reset());
+  afterAll(async () => {
+    restore();
+    await e.close();
+  });
+
+  const login = async (extra: Record<string, string> = {}) => {
+    const url = withQuery(e.endpoints.authorization, { response_type: 'code', client_id: e.clientId });
+    const code = (await e.authorize(url)).searchParams.get('code') ?? '';
+    const body = { code, grant_type: 'authorization_code', client_id: e.clientId, client_secret: e.clientSecret };
+    const response = await postJson(e.endpoints.token, body, { ...headers, ...extra });
+    return ((await response.json()) as { access_token: string }).access_token;
+  };
+  const at = (subdomain: string) => e.revokeTemplate.replace('{subdomain}', subdomain);
+  const info = (token: string, extra: Record<string, string> = headers) =>
+    fetch(e.endpoints.tokenInfo ?? '', { headers: { ...extra, ...bearer(token) } });
+
+  it("tells the app's id and subdomain at tokenInfo, and revokes at that subdomain's host", async () => {
+    const token = await login();
+    expect(await (await info(token)).json()).toEqual({
+      app: { id: '5e4af71a81966c000f2d6b8a', displayName: 'Test App', subdomain: 'acme' },
+    });
+    expect(new URL(e.revokeTemplate).pathname).toBe(new URL(e.endpoints.revoke ?? '').pathname);
+    await expectRefused(
+      e,
+      await fetch(at('other'), { method: 'DELETE', headers: { ...headers, ...bearer(token) } }),
+      401,
+      'revoke',
+    );
+    expect((await info(token)).status).toBe(200); // the wrong subdomain revoked nothing
+    const revoked = await fetch(at('acme'), { method: 'DELETE', headers: { ...headers, ...bearer(token) } });
+    expect(revoked.status).toBe(200);
+    expect(e.revokedAt).toEqual([`acme.localhost:${new URL(e.origin).port}`]);
+    await expectRefused(e, await info(token), 401, 'api');
+  });
+
+  it('accepts a revocation at the bare origin too, recorded with its host; reset restores the app and clears the record', async () => {
+    const token = await login();
+    e.app.subdomain = 'elsewhere';
+    expect((await fetch(e.endpoints.revoke ?? '', { method: 'DELETE', headers: { ...headers, ...bearer(token) } })).status).toBe(
+      200,
+    );
+    expect(e.revokedAt).toEqual([new URL(e.origin).host]);
+    e.reset();
+    expect([e.app.subdomain, e.revokedAt]).toEqual(['acme', []]);
+  });
+
+  it.each([
+    [
+      'without any',
+      { 'X-Zendesk-Marketplace-Name': '', 'X-Zendesk-Marketplace-Organization-Id': '', 'X-Zendesk-Marketplace-Bot-Id': '' },
+    ],
+    ['without the bot id', { 'X-Zendesk-Marketplace-Bot-Id': '' }],
+    ['with an app id instead of the bot id', { 'X-Zendesk-Marketplace-Bot-Id': '', 'X-Zendesk-Marketplace-App-Id': '42' }],
+    ['with another organization', { 'X-Zendesk-Marketplace-Organization-Id': '999' }],
+  ])('refuses token, tokenInfo and revocation requests of a Marketplace bot %s of its headers', async (_name, change) => {
+    const sent = Object.fromEntries(Object.entries({ ...headers, ...change }).filter(([, value]) => value !== ''));
+    const token = await login();
+    const body = await expectRefused(e, await info(token, sent), 403, 'api');
+    expect(body).toEqual({ errors: [{ code: 'forbidden', title: expect.any(String) }] });
+    await expectRefused(e, await fetch(at('acme'), { method: 'DELETE', headers: { ...sent, ...bearer(token) } }), 403, 'revoke');
+    const url = withQuery(e.endpoints.authorization, { response_type: 'code', client_id: e.clientId });
+    const code = (await e.authorize(url)).searchParams.get('code') ?? '';
+    const exchange = { code, grant_type: 'authorization_code', client_id: e.clientId, client_secret: e.clientSecret };
+    await expectRefused(e, await postForm(e.endpoints.token, exchange, sent), 403, 'token');
+    expect((await info(token)).status).toBe(200); // nothing was revoked
   });
 });
 

@@ -27,5 +27,10 @@
 export type { Emulator, EmulatorEndpoints, EmulatorOptions } from './types.js';
 export { startPipedriveEmulator } from './pipedrive.js';
 export { startDropboxSignEmulator, type DropboxSignEmulatorOptions } from './dropbox-sign.js';
+export { startCalcomEmulator, type CalcomEmulatorOptions } from './calcom.js';
 export { startCalcomPlatformEmulator, type CalcomPlatformEmulatorOptions } from './calcom-platform.js';
-export { startSunshineConversationsEmulator } from './sunshine-conversations.js';
+export {
+  startSunshineConversationsEmulator,
+  type SunshineConversationsEmulator,
+  type SunshineConversationsEmulatorOptions,
+} from './sunshine-conversations.js';

@@ -96,14 +96,15 @@ function authorize({ emulator, book, redirectUri: registered }: EmulatorContext,
 function token(ctx: EmulatorContext, req: EmulatorRequest): Reply {
   const { emulator, book } = ctx;
   if (req.bodyType !== 'form') return fail(400, 'invalid_request', FORM_ONLY, `${req.bodyType} body`);
+  // Basic is what the docs ask for; body credentials "also work" (CONTRACTS.md §1, Token exchange).
   const basic = basicMatches(req, emulator.clientId, emulator.clientSecret);
-  if (basic === undefined) {
-    // The docs allow body credentials only where Basic is impossible; the emulator holds apps to Basic.
-    const inBody = 'client_id' in req.body || 'client_secret' in req.body;
-    const reason = inBody ? 'client credentials in the body instead of HTTP Basic' : 'no client credentials';
-    return fail(401, 'invalid_client', 'Invalid client: cannot retrieve client credentials', reason);
+  const inBody = field(req.body, 'client_id') !== undefined || field(req.body, 'client_secret') !== undefined;
+  if (basic === undefined && !inBody) {
+    return fail(401, 'invalid_client', 'Invalid client: cannot retrieve client credentials', 'no client credentials');
   }
-  if (!basic) return fail(401, 'invalid_client', 'Invalid client: client is invalid', 'wrong HTTP Basic client credentials');
+  const valid =
+    basic ?? (field(req.body, 'client_id') === emulator.clientId && field(req.body, 'client_secret') === emulator.clientSecret);
+  if (!valid) return fail(401, 'invalid_client', 'Invalid client: client is invalid', 'wrong client credentials');
   const grantType = field(req.body, 'grant_type');
   if (grantType === 'authorization_code') return exchange(ctx, req.body);
   if (grantType === 'refresh_token') {

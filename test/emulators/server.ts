@@ -21,8 +21,8 @@ export interface EmulatorRequest {
   params: Record<string, string>;
   headers: IncomingHttpHeaders;
   /** `invalid`: unparsable JSON, JSON that is not an object, or a repeated form parameter (RFC 6749 §3.2). */
-  bodyType: 'none' | 'form' | 'json' | 'other' | 'invalid';
-  /** Form fields as strings, or the JSON object; empty unless `bodyType` is form or json. */
+  bodyType: 'none' | 'form' | 'json' | 'multipart' | 'other' | 'invalid';
+  /** Form (and multipart) fields as strings, or the JSON object; empty unless `bodyType` is form, multipart or json. */
   body: Record<string, unknown>;
 }
 
@@ -196,8 +196,24 @@ async function readBody(req: IncomingMessage): Promise<Pick<EmulatorRequest, 'bo
     if (size > MAX_BODY_BYTES) return { bodyType: 'invalid', body: {} };
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const raw = Buffer.concat(chunks);
+  const text = raw.toString('utf8');
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (type === 'multipart/form-data') {
+    // Parsed by the web platform's own multipart reader (curl -F, the Dropbox Sign examples).
+    try {
+      const form = await new Response(raw, { headers: { 'content-type': req.headers['content-type'] as string } }).formData();
+      const body: Record<string, string> = {};
+      let invalid = false;
+      form.forEach((value, key) => {
+        if (key in body || typeof value !== 'string') invalid = true;
+        else body[key] = value;
+      });
+      return invalid ? { bodyType: 'invalid', body: {} } : { bodyType: 'multipart', body };
+    } catch {
+      return { bodyType: 'invalid', body: {} };
+    }
+  }
   if (text === '' && type === '') return { bodyType: 'none', body: {} };
   if (type === 'application/x-www-form-urlencoded') {
     const body: Record<string, string> = {};

@@ -21,6 +21,12 @@ export interface EmulatorEndpoints {
   token: string;
   refresh?: string;
   revoke?: string;
+  /** Where tokens are minted for a grant whose refresh token was refused (Cal.com platform's force-refresh), `{userId}` left to fill. */
+  recover?: string;
+  /** Cal.com platform: where managed users are created (`POST`, with `x-cal-secret-key`), answering their tokens. */
+  managedUsers?: string;
+  /** Sunshine Conversations: what a token belongs to (`GET`, bearer), asked by the preset after each code exchange. */
+  tokenInfo?: string;
   /** A protected API resource answering the token's user, for `req.oauth.fetch` tests. */
   api: string;
 }
