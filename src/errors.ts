@@ -85,22 +85,72 @@ export class OAuthError extends Error {
     }
   }
 
-  /** The JSON body an adapter sends for this error. */
-  toJSON(): {
-    error: OAuthErrorCode;
-    message: string;
-    provider?: string;
-    provider_error?: string;
-    provider_error_description?: string;
-  } {
+  /**
+   * The JSON body an adapter sends for this error: our code and message, and the provider's
+   * `error` only when it is a registered code. No text of the provider's own reaches a response
+   * (it may quote what it was sent); the app and the hooks read it from `errorDescription`.
+   */
+  toJSON(): { error: OAuthErrorCode; message: string; provider?: string; provider_error?: string } {
     return {
       error: this.code,
       message: this.message,
       ...(this.provider === undefined ? {} : { provider: this.provider }),
-      ...(this.error === undefined ? {} : { provider_error: this.error }),
-      ...(this.errorDescription === undefined ? {} : { provider_error_description: this.errorDescription }),
+      ...(this.error !== undefined && REGISTERED_ERRORS.has(this.error) ? { provider_error: this.error } : {}),
     };
   }
+}
+
+// Error codes registered for OAuth 2.0 (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1)
+// and OpenID Connect (Core §3.1.2.6): fixed words, safe to show.
+const REGISTERED_ERRORS: ReadonlySet<string> = new Set([
+  'invalid_request',
+  'unauthorized_client',
+  'access_denied',
+  'unsupported_response_type',
+  'invalid_scope',
+  'server_error',
+  'temporarily_unavailable',
+  'invalid_client',
+  'invalid_grant',
+  'unsupported_grant_type',
+  'invalid_token',
+  'insufficient_scope',
+  'unsupported_token_type',
+  'interaction_required',
+  'login_required',
+  'account_selection_required',
+  'consent_required',
+  'invalid_request_uri',
+  'invalid_request_object',
+  'request_not_supported',
+  'request_uri_not_supported',
+  'registration_not_supported',
+]);
+
+/**
+ * The same error with every secret of the request it came from (code, PKCE verifier, tokens)
+ * taken out of the provider's text, in clear or URL-encoded: a provider may quote what it was sent.
+ */
+export function withoutSecrets(err: OAuthError, secrets: ReadonlyArray<string | undefined>): OAuthError {
+  const redact = (text: string | undefined) => {
+    if (text === undefined) return undefined;
+    let safe = text;
+    for (const secret of secrets) {
+      if (!secret) continue;
+      for (const form of new Set([secret, encodeURIComponent(secret)])) safe = safe.split(form).join('[redacted]');
+    }
+    return safe;
+  };
+  const error = redact(err.error);
+  const errorDescription = redact(err.errorDescription);
+  if (error === err.error && errorDescription === err.errorDescription) return err;
+  return new OAuthError(err.code, err.message, {
+    provider: err.provider,
+    error,
+    errorDescription,
+    field: err.field,
+    cause: err.cause,
+  });
 }
 
 /** Whether a value is an OAuthError, also across copies of this package (checks the code). */

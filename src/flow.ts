@@ -4,9 +4,10 @@
  */
 
 import { LRUCache } from 'lru-cache';
+import Negotiator from 'negotiator';
 import * as client from 'openid-client';
 import { type OAuthConfig, type ResolvedConfig, resolveConfig, safeReturnTo } from './config.js';
-import { forProvider, isOAuthError, OAuthError } from './errors.js';
+import { forProvider, isOAuthError, OAuthError, withoutSecrets } from './errors.js';
 import type { LoginChecks, ProviderClient, ProviderDefinition, ProviderTokens } from './providers/types.js';
 import { guard, RequestSession } from './request-session.js';
 import { RequestCookies as Cookies, type RequestCookies, type ResponseCookies, Sealer, type SealStats } from './session.js';
@@ -14,6 +15,7 @@ import type { ServerTokenStore, StoredTokens } from './stores/types.js';
 import {
   type ImportedTokens,
   importedTokens,
+  isCooldown,
   isDue,
   isExpired,
   RefreshCoordinator,
@@ -127,15 +129,20 @@ interface Transaction {
 }
 
 const TRANSACTION_TTL_SECONDS = 600;
-// A refresh lock outlives the slowest refresh under it: the provider's timeout (10 s by default)
-// plus a few store commands (2 s each at most) and the retried write of the result.
+// A refresh lock taken from a store that cannot extend it outlives the slowest refresh under it:
+// the provider's timeout (10 s by default) plus a few store commands (2 s each at most) and the
+// retried write of the result. A store that can extend it holds it as a short lease instead,
+// renewed while the refresh runs (see `lockedRefresh`).
 const REFRESH_LOCK_MARGIN_MS = 12_000;
 const STORE_WRITE_ATTEMPTS = 3;
 const TRANSACTION_COOKIE = 'oauth_tx.';
 const STATELESS_WINDOW_MS = 2 * 60 * 1000;
 // Logins of one provider in flight in one browser: each costs ~600 bytes of Cookie header, and
-// Node refuses a header over 16 KB, so abandoned ones must not pile up.
-const MAX_PENDING_LOGINS = 5;
+// Node refuses a header over 16 KB, so they must not pile up. Each login takes one of this many
+// cookie names (slots): even logins started all at once, which cannot see each other's cookies,
+// leave no more cookies than that (the later of two in one slot wins).
+const LOGIN_SLOTS = 5;
+const SLOT_NAMES: readonly string[] = Array.from({ length: LOGIN_SLOTS }, (_, slot) => String(slot));
 // randomState() gives 43 base64url characters; anything else in a callback is not ours.
 const STATE_FORMAT = /^[A-Za-z0-9_-]{16,128}$/;
 
@@ -157,12 +164,22 @@ export function createOAuth(input: OAuthConfig): OAuth {
     return provider;
   }
 
+  // Each provider's client credentials, in the forms its requests carry them (known once connected).
+  const clientSecrets = new Map<string, readonly string[]>();
+
   async function connect(name: string): Promise<ProviderClient> {
     try {
-      return await definition(name).connect();
+      const ready = await definition(name).connect();
+      if (!clientSecrets.has(name)) clientSecrets.set(name, ready.secrets ?? []);
+      return ready;
     } catch (err) {
       throw asProviderError(err, name);
     }
+  }
+
+  /** A provider call's failure as an OAuthError, its text free of the client's and the request's secrets. */
+  function asProviderError(err: unknown, name: string, secrets: ReadonlyArray<string | undefined> = []): OAuthError {
+    return toProviderError(err, name, [...(clientSecrets.get(name) ?? []), ...secrets]);
   }
 
   function redirectUri(name: string): string {
@@ -172,8 +189,8 @@ export function createOAuth(input: OAuthConfig): OAuth {
   // __Secure-: over https, a cookie no plain-http page (or network attacker) can set.
   const transactionPrefix = (config.secureCookies ? '__Secure-' : '') + TRANSACTION_COOKIE;
 
-  function transactionCookie(state: string) {
-    return transactionPrefix + state;
+  function transactionCookie(slot: string) {
+    return transactionPrefix + slot;
   }
 
   function transactionAttributes(name: string) {
@@ -207,8 +224,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       createdAt: Date.now(),
     };
     const sealed = await sealer.seal(transaction, TRANSACTION_TTL_SECONDS, { cache: false });
-    await dropOldestTransactions(name, cookies);
-    cookies.set(transactionCookie(checks.state), sealed, transactionAttributes(name));
+    cookies.set(await freeSlot(cookies), sealed, transactionAttributes(name));
     const challenge = checks.codeVerifier ? await client.calculatePKCECodeChallenge(checks.codeVerifier) : undefined;
     return { status: 302, location: ready.authorizationUrl(redirectUri(name), checks, challenge).href };
   }
@@ -222,20 +238,26 @@ export function createOAuth(input: OAuthConfig): OAuth {
     return !cookies.names().some((n) => n.startsWith(transactionPrefix));
   }
 
-  /** Makes room for one more login: the oldest (or unreadable) transactions go first. */
-  async function dropOldestTransactions(name: string, cookies: RequestCookies): Promise<void> {
-    const pending = cookies.names().filter((n) => n.startsWith(transactionPrefix));
-    if (pending.length < MAX_PENDING_LOGINS) return;
-    const dated = await Promise.all(
-      pending.map(async (cookieName) => {
-        const found = await transactionOf(cookieName.slice(transactionPrefix.length), cookies);
-        return { cookieName, createdAt: found?.transaction?.createdAt ?? 0 };
-      }),
-    );
-    dated.sort((a, b) => a.createdAt - b.createdAt);
-    for (const { cookieName } of dated.slice(0, pending.length - MAX_PENDING_LOGINS + 1)) {
-      cookies.set(cookieName, undefined, transactionAttributes(name));
+  /** The cookie name for one more login: a free slot (any), else the one of the oldest (or unreadable) login. */
+  async function freeSlot(cookies: RequestCookies): Promise<string> {
+    const taken = new Set(cookies.names());
+    const free = SLOT_NAMES.map(transactionCookie).filter((cookieName) => !taken.has(cookieName));
+    // At random among the free ones: logins started in two tabs at once then rarely share a slot.
+    if (free.length > 0) return free[Math.floor(Math.random() * free.length)] as string;
+    const pending = await pendingTransactions(cookies);
+    pending.sort((a, b) => (a.transaction?.createdAt ?? 0) - (b.transaction?.createdAt ?? 0));
+    return pending[0]?.cookieName ?? transactionCookie('0');
+  }
+
+  /** The logins in flight in this browser, read from their slots (other names are not ours). */
+  async function pendingTransactions(cookies: RequestCookies) {
+    const pending: Array<{ cookieName: string; transaction: Transaction | undefined }> = [];
+    for (const cookieName of SLOT_NAMES.map(transactionCookie)) {
+      const sealed = cookies.get(cookieName);
+      if (sealed !== undefined)
+        pending.push({ cookieName, transaction: await sealer.unseal<Transaction>(sealed, { cache: false }) });
     }
+    return pending;
   }
 
   async function readTransaction(name: string, query: URLSearchParams, cookies: RequestCookies): Promise<Transaction> {
@@ -243,24 +265,21 @@ export function createOAuth(input: OAuthConfig): OAuth {
       new OAuthError('state_mismatch', 'This login is unknown, expired or already used. Please start again.', { provider: name });
     const states = query.getAll('state');
     const state = states[0];
-    let found: { cookieName: string; transaction: Transaction | undefined } | undefined;
+    let found: { cookieName: string; transaction: Transaction } | undefined;
     if (states.length === 0 && definition(name).withoutState === 'newest-login') found = await newestTransaction(name, cookies);
-    else if (states.length === 1 && state !== undefined && STATE_FORMAT.test(state)) found = await transactionOf(state, cookies);
+    else if (states.length === 1 && state !== undefined && STATE_FORMAT.test(state)) {
+      found = (await pendingTransactions(cookies)).find(
+        (pending): pending is { cookieName: string; transaction: Transaction } => pending.transaction?.state === state,
+      );
+    }
     if (!found) throw mismatch();
     // Single use: the transaction cookie goes whatever happens next.
     cookies.set(found.cookieName, undefined, transactionAttributes(name));
     const { transaction } = found;
-    if (!transaction || transaction.provider !== name || (state !== undefined && transaction.state !== state)) throw mismatch();
+    if (transaction.provider !== name) throw mismatch();
     if (spentStates.has(transaction.state)) throw mismatch();
     spentStates.set(transaction.state, true);
     return transaction;
-  }
-
-  async function transactionOf(state: string, cookies: RequestCookies) {
-    const cookieName = transactionCookie(state);
-    const sealed = cookies.get(cookieName);
-    if (sealed === undefined) return undefined;
-    return { cookieName, transaction: await sealer.unseal<Transaction>(sealed, { cache: false }) };
   }
 
   /**
@@ -272,14 +291,10 @@ export function createOAuth(input: OAuthConfig): OAuth {
    */
   async function newestTransaction(name: string, cookies: RequestCookies) {
     let newest: { cookieName: string; transaction: Transaction } | undefined;
-    const names = cookies.names().filter((n) => n.startsWith(transactionPrefix));
-    for (const cookieName of names.slice(0, 10)) {
-      const transaction = await transactionOf(cookieName.slice(transactionPrefix.length), cookies);
-      if (transaction?.transaction?.provider !== name) continue;
-      if (transaction.transaction.createdAt < Date.now() - STATELESS_WINDOW_MS) continue;
-      if (!newest || transaction.transaction.createdAt > newest.transaction.createdAt) {
-        newest = { cookieName, transaction: transaction.transaction };
-      }
+    for (const { cookieName, transaction } of await pendingTransactions(cookies)) {
+      if (transaction?.provider !== name) continue;
+      if (transaction.createdAt < Date.now() - STATELESS_WINDOW_MS) continue;
+      if (!newest || transaction.createdAt > newest.transaction.createdAt) newest = { cookieName, transaction };
     }
     return newest;
   }
@@ -306,15 +321,16 @@ export function createOAuth(input: OAuthConfig): OAuth {
       tokens = toStored(response);
       claims = response.claims;
     } catch (err) {
-      throw asProviderError(err, name);
+      throw asProviderError(err, name, [query.get('code') ?? undefined, transaction.codeVerifier, transaction.nonce]);
     }
-    await session.renew();
     refreshes.revive(name, tokens); // a provider may hand out the same tokens again after a logout
     try {
+      await session.renew();
       await session.put(name, tokens);
     } catch (err) {
-      // Tokens this app cannot keep (too large for its cookies) are given back, not left granted.
-      if (isOAuthError(err) && err.code === 'session_too_large') await revoke(name, tokens);
+      // Tokens this app cannot keep (too large for its cookies, the store down) are given back,
+      // not left granted with nobody holding them.
+      await revoke(name, tokens);
       throw err;
     }
     hooks.onLogin({ provider: name, claims });
@@ -365,7 +381,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       hooks.onRefresh({ provider: name });
       return fresh;
     } catch (err) {
-      const error = asProviderError(err, name);
+      const error = asProviderError(err, name, [refreshToken, tokens.accessToken]);
       if (error.error !== 'invalid_grant') throw error;
       // A sibling (another instance) may have spent this refresh token first: its result stands.
       const stored = await session.readShared(name);
@@ -377,13 +393,21 @@ export function createOAuth(input: OAuthConfig): OAuth {
         hooks.onRefresh({ provider: name });
         return recovered;
       } catch (recoveryError) {
-        hooks.onError(asProviderError(recoveryError, name));
+        hooks.onError(asProviderError(recoveryError, name, [refreshToken, tokens.accessToken]));
         throw error;
       }
     }
   }
 
-  /** Across processes: the lock's winner refreshes and writes; the others wait (bounded) and read its result. */
+  /**
+   * Across processes: the lock's winner refreshes and writes; the others wait (bounded) and read its
+   * result. A lock nobody renews outlives the slowest refresh under it (the provider's timeout,
+   * store commands, the retried write). One its holder can renew (stores with `extend`) is cut down
+   * at once to a lease of half the provider's timeout (1 s at least) and renewed every third of it
+   * while the holder works: a refresh slower than the lease keeps its lock, and a crashed holder's
+   * lock frees after one lease. The holder's write is fenced on the value it read under the lock
+   * (see `writeRefreshed`).
+   */
   async function lockedRefresh(
     name: string,
     tokens: StoredTokens,
@@ -392,8 +416,10 @@ export function createOAuth(input: OAuthConfig): OAuth {
     key: string,
     lock: NonNullable<ServerTokenStore['lock']>,
   ): Promise<StoredTokens> {
-    const lockTtl = definition(name).timeoutSeconds * 1000 + REFRESH_LOCK_MARGIN_MS;
-    // Waiters outlast a holder that crashed: its lock expires, and one of them takes over.
+    const timeoutMs = definition(name).timeoutSeconds * 1000;
+    const lockTtl = timeoutMs + REFRESH_LOCK_MARGIN_MS;
+    const lease = Math.max(1000, timeoutMs / 2);
+    // Waiters outlast the slowest live holder, and a crashed one: its lock expires, and one of them takes over.
     const deadline = Date.now() + lockTtl + 5000;
     const ended = () =>
       new OAuthError('provider_error', 'The login ended while waiting for its refresh.', {
@@ -403,15 +429,35 @@ export function createOAuth(input: OAuthConfig): OAuth {
     for (let attempt = 0; ; attempt++) {
       const held = await guard(() => lock(`refresh:${name}:${key}`, lockTtl));
       if (held) {
+        // Cut down to the lease while the refresh starts, then renewed until the work ends, the
+        // lock is lost, or waiters would have given up (a hung holder must not keep it forever).
+        // A failed renewal is tried again: the lease may still hold.
+        let renewal: NodeJS.Timeout | undefined;
+        let working = true;
+        const renew = (delayMs: number) => {
+          renewal = setTimeout(async () => {
+            const kept = await held.extend?.(lease).catch(() => true);
+            if (working && kept === true && Date.now() < deadline) renew(lease / 3);
+          }, delayMs);
+          renewal.unref();
+        };
+        if (held.extend) renew(0);
+        let storeAnswers = false;
         try {
-          const stored = await session.readShared(name);
-          if (!stored) throw ended(); // logged out meanwhile (another instance): never bring it back
+          const read = await session.readSharedEntry(name);
+          storeAnswers = true;
+          const stored = read?.tokens;
+          if (!read || !stored) throw ended(); // logged out meanwhile (another instance): never bring it back
           if (replaced(stored, tokens)) return fromStore(stored, key);
           const fresh = await providerRefresh(name, tokens, refreshToken, session);
-          if (fresh !== stored) await writeRefreshed(session, key, name, fresh);
+          if (fresh !== stored) storeAnswers = await writeRefreshed(session, key, name, fresh, read.sealed);
           return fresh;
         } finally {
-          await held.release().catch((err: unknown) => hooks.onError(err));
+          working = false;
+          clearTimeout(renewal);
+          // Not waited for once the store failed: the lock expires by itself, and the request answers now.
+          const released = held.release().catch((err: unknown) => hooks.onError(err));
+          if (storeAnswers) await released;
         }
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(250, 10 * 2 ** attempt) * (0.5 + Math.random())));
@@ -434,18 +480,39 @@ export function createOAuth(input: OAuthConfig): OAuth {
   }
 
   /**
-   * The lock holder's write of a new refresh token, retried while it holds the lock: the provider
-   * has already spent the old one, so a lost write is a lost login. If the store stays down, the
-   * tokens are still handed out (this process remembers them) and written again by the request.
+   * The lock holder's write of the refreshed tokens, fenced on `expected` (the sealed value it read
+   * under the lock) where the store can compare (`putIf`): what anyone wrote meanwhile is never
+   * overwritten with these. That is a sibling that took over the lock once this holder lost it
+   * (its renewals failed) and wrote first, or a logout, or a new login. The tokens are then still
+   * handed to this request (the provider has spent the refresh token they replace) but not written:
+   * the store keeps the newer value (or its absence, after a logout), which is what every instance,
+   * this one included, reads from then on. When nothing was written meanwhile, the write goes ahead
+   * even with the lock lost: these are the provider's newest tokens, and a sibling refreshing with
+   * the spent refresh token finds them after its `invalid_grant`.
+   *
+   * Retried while failures are quick (the provider has spent the old refresh token, so a lost write
+   * is a lost login), but not after a store that did not answer in time: each wait holds up the
+   * request. If the store stays down, the tokens are still handed out (this process remembers them)
+   * and written again by the request, fenced on the same value. Resolves whether the store answered.
    */
-  async function writeRefreshed(session: RequestSession, key: string, name: string, fresh: StoredTokens) {
+  async function writeRefreshed(
+    session: RequestSession,
+    key: string,
+    name: string,
+    fresh: StoredTokens,
+    expected: string,
+  ): Promise<boolean> {
+    const started = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
-        await session.writeShared(key, name, fresh);
-        persistedUnder.set(fresh, key);
-        return;
+        await session.writeShared(key, name, fresh, expected);
+        persistedUnder.set(fresh, key); // written, or superseded by newer: either way never written by the request
+        return true;
       } catch (err) {
-        if (attempt >= STORE_WRITE_ATTEMPTS) return hooks.onError(err);
+        if (attempt >= STORE_WRITE_ATTEMPTS || Date.now() - started >= 1000) {
+          hooks.onError(err);
+          return false;
+        }
         await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
       }
     }
@@ -510,7 +577,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
           // receiving that instance's new cookie right now, so this response must not delete it.
           // The grant ends in this process; its next request here clears the cookie.
           if (config.store.kind === 'cookie') refreshes.end(name, saved, tokens);
-          else await session.remove(name);
+          else await session.removeRefused(name, saved, tokens);
           throw new OAuthError('reauth_required', 'The provider no longer accepts this login. Please sign in again.', {
             provider: name,
             error: error.error,
@@ -519,7 +586,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
         }
         // Provider trouble: keep the tokens, and hand out the old access token while it still works.
         if ((error.code === 'provider_unavailable' || error.code === 'invalid_response') && !isExpired(tokens)) {
-          hooks.onError(error);
+          if (!isCooldown(err)) hooks.onError(error); // a cooldown's failure was reported when it happened
           return use(name, saved, tokens);
         }
         throw error;
@@ -610,7 +677,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       const ready = await connect(name);
       await ready.revoke?.(tokens);
     } catch (err) {
-      hooks.onError(asProviderError(err, name));
+      hooks.onError(asProviderError(err, name, [tokens.refreshToken, tokens.accessToken]));
     }
   }
 
@@ -692,8 +759,9 @@ function checkCallbackParameters(
   if (!/^[\x20-\x7e]+$/.test(code)) throw invalid('The authorization code has characters no code can have.');
 }
 
-function asProviderError(err: unknown, provider: string): OAuthError {
-  if (isOAuthError(err)) return forProvider(err, provider);
+/** Any failure of a provider call as an OAuthError naming the provider, its text free of `secrets`. */
+function toProviderError(err: unknown, provider: string, secrets: ReadonlyArray<string | undefined>): OAuthError {
+  if (isOAuthError(err)) return withoutSecrets(forProvider(err, provider), secrets);
   return new OAuthError('invalid_response', 'The provider call failed unexpectedly.', { provider, cause: err });
 }
 
@@ -759,11 +827,24 @@ function header(request: HttpRequest, name: string): string | undefined {
   return Array.isArray(value) ? value.join('; ') : value;
 }
 
-/** Browsers (`Accept` includes text/html) get redirects and pages; any other client gets 401s and JSON. */
+/**
+ * Browsers get redirects and pages, any other client 401s and JSON: a browser is a client that
+ * prefers HTML to JSON by its `Accept` header, read with its q-values (`text/html;q=0` refuses HTML).
+ * `*` + `/*` alone prefers JSON: that is fetch's and curl's default.
+ */
 export function isBrowser(request: HttpRequest): boolean {
-  return (header(request, 'accept') ?? '').includes('text/html');
+  return accepted(request).mediaType(['application/json', 'text/html']) === 'text/html';
 }
 
+/** A client that names a JSON type it accepts (`application/json`, `application/problem+json`). */
 function wantsJson(request: HttpRequest): boolean {
-  return (header(request, 'accept') ?? '').includes('json');
+  return accepted(request)
+    .mediaTypes()
+    .map((type) => type.toLowerCase())
+    .some((type) => type === 'application/json' || type.endsWith('+json'));
+}
+
+function accepted(request: HttpRequest): Negotiator {
+  // Negotiator reads only the headers, and only `accept` here: nothing else of the request reaches it.
+  return new Negotiator({ headers: { accept: header(request, 'accept') ?? '' } });
 }

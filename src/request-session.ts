@@ -24,6 +24,17 @@ import type { ServerTokenStore, StoredTokens, TokenRecord } from './stores/types
 /** What the session cookie holds: the tokens themselves (cookie store) or a session id (server stores). */
 type CookieRecord = { tokens: TokenRecord } | { sid: string };
 
+/** One provider's value in a server store: as stored (sealed), and unsealed (undefined when it no longer unseals). */
+export interface SharedEntry {
+  sealed: string;
+  tokens: StoredTokens | undefined;
+}
+
+// Refreshed tokens whose fenced write failed (store trouble), with the key and the value it was
+// fenced on: the request that then writes them again (this one, or a later one in this process
+// that learnt them as a successor) writes them only over that same value.
+const unwritten = new WeakMap<StoredTokens, { key: string; expected: string }>();
+
 /** Where a session's key comes from. */
 export interface SessionSource {
   /** The request's cookies; absent for `oauth.tokens(subject)` outside a request. */
@@ -74,11 +85,18 @@ export class RequestSession {
 
   /** One provider's tokens as the server store holds them right now (other instances may have written). */
   async readShared(provider: string): Promise<StoredTokens | undefined> {
+    return (await this.readSharedEntry(provider))?.tokens;
+  }
+
+  /**
+   * As `readShared`, with the sealed value they were read from (what a fenced write or removal
+   * compares with); `tokens` is undefined for a value that no longer unseals (expired, foreign).
+   */
+  async readSharedEntry(provider: string): Promise<SharedEntry | undefined> {
     const store = this.#config.store;
     const key = await this.sharedKey();
     if (store.kind !== 'server' || key === undefined) return undefined;
-    const sealed = await guard(() => store.get(key, [provider]));
-    return (await this.#unsealAll(sealed))[provider];
+    return this.#readEntry(store, key, provider);
   }
 
   /** Stores tokens. `persisted`: a server store already holds them (written under the refresh lock). */
@@ -90,10 +108,48 @@ export class RequestSession {
     return this.#write(provider, undefined, false);
   }
 
-  /** Writes one provider's tokens to a server store under a key (for the refresh lock's winner). */
-  async writeShared(key: string, provider: string, tokens: StoredTokens): Promise<void> {
+  /**
+   * Removes one provider's tokens after the provider refused them (`invalid_grant`), but only if
+   * the server store still holds these (`refused`: the tokens as read, and their successor in this
+   * process) or a value that no longer unseals; tokens written since (a sibling's refresh, a new
+   * login) are kept, and become this session's. Atomic where the store has `removeIf`. Other
+   * stores: as `remove`.
+   */
+  removeRefused(provider: string, ...refused: readonly StoredTokens[]): Promise<void> {
     const store = this.#config.store;
-    if (store.kind === 'server') await this.#putSealed(store, key, provider, tokens);
+    if (store.kind !== 'server') return this.remove(provider);
+    const next = this.#writes.then(async () => {
+      const { [provider]: _refused, ...others } = await this.load();
+      const key = await this.#key;
+      const entry = key === undefined ? undefined : await this.#readEntry(store, key, provider);
+      const current = entry?.tokens;
+      const newer = current !== undefined && !refused.some((tokens) => sameTokens(tokens, current));
+      if (key !== undefined && entry && !newer) {
+        const removeIf = store.removeIf?.bind(store);
+        // Removed, or not: a value written between this read and the removal is newer still.
+        if (removeIf) await guard(() => removeIf(key, provider, entry.sealed));
+        else await guard(() => store.remove(key, provider));
+      }
+      this.#loaded = Promise.resolve(newer ? { ...others, [provider]: current } : others);
+    });
+    this.#writes = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Writes refreshed tokens under a key, for the refresh lock's holder: only over `expected` (the
+   * sealed value it read under the lock) when the store can compare (`putIf`), so tokens written
+   * meanwhile by anyone else are never overwritten. Resolves false when they were: nothing written.
+   * A write that fails is remembered, so that writing the same tokens again later (a request that
+   * holds them) stays fenced on the same value.
+   */
+  async writeShared(key: string, provider: string, tokens: StoredTokens, expected?: string): Promise<boolean> {
+    const store = this.#config.store;
+    if (store.kind !== 'server') return true;
+    if (expected !== undefined) unwritten.set(tokens, { key, expected });
+    const written = await this.#putSealed(store, key, provider, tokens);
+    unwritten.delete(tokens);
+    return written;
   }
 
   /**
@@ -144,6 +200,12 @@ export class RequestSession {
     return sealed ? this.#sealer.unseal<CookieRecord>(sealed, { cache: true }) : undefined;
   }
 
+  async #readEntry(store: ServerTokenStore, key: string, provider: string): Promise<SharedEntry | undefined> {
+    const sealed = (await guard(() => store.get(key, [provider])))[provider];
+    if (sealed === undefined) return undefined;
+    return { sealed, tokens: await this.#sealer.unseal<StoredTokens>(sealed, { cache: true }) };
+  }
+
   async #unsealAll(sealed: Readonly<Record<string, string>>): Promise<TokenRecord> {
     const record: Record<string, StoredTokens> = {};
     for (const [provider, value] of Object.entries(sealed)) {
@@ -189,13 +251,22 @@ export class RequestSession {
     if (this.#sid !== undefined && this.#sid === key) await this.#writeCookie({ sid: this.#sid }, false);
   }
 
-  async #putSealed(store: ServerTokenStore, key: string, provider: string, tokens: StoredTokens): Promise<void> {
+  /** Writes sealed tokens; fenced (see `writeShared`) when a fenced write of these very tokens is pending. Resolves whether written. */
+  async #putSealed(store: ServerTokenStore, key: string, provider: string, tokens: StoredTokens): Promise<boolean> {
     // Every key expires: with the refresh token when the provider says when, else with the session
     // cookie that finds it (renewed on every write), or after the longest lifetime for a user's key.
     const unknown = key === this.#sid ? this.#config.sessionMaxAgeSeconds : UNKNOWN_LIFETIME_SECONDS;
     const ttl = Math.min(lifetime(tokens) ?? unknown, UNKNOWN_LIFETIME_SECONDS);
     const sealed = await this.#sealer.seal(tokens, ttl, { cache: true });
+    const fence = unwritten.get(tokens);
+    const putIf = store.putIf?.bind(store);
+    if (fence?.key === key && putIf) {
+      const written = await guard(() => putIf(key, provider, sealed, ttl, fence.expected));
+      unwritten.delete(tokens);
+      return written;
+    }
     await guard(() => store.put(key, provider, sealed, ttl));
+    return true;
   }
 
   async #writeCookie(record: CookieRecord, empty: boolean): Promise<void> {
@@ -215,6 +286,11 @@ export class RequestSession {
       );
     }
   }
+}
+
+/** Whether two copies hold the same tokens (a refresh changes the access token, a rotation the refresh token). */
+function sameTokens(a: StoredTokens, b: StoredTokens): boolean {
+  return a.accessToken === b.accessToken && a.refreshToken === b.refreshToken;
 }
 
 /**

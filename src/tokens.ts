@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { OAuthError } from './errors.js';
+import { isOAuthError, OAuthError } from './errors.js';
 import type { ProviderTokens } from './providers/types.js';
 import { nowSeconds } from './session.js';
 import type { StoredTokens } from './stores/types.js';
@@ -82,12 +82,16 @@ export function importedTokens(input: Extract<ImportedTokens, { accessToken: str
   };
 }
 
-/** What to keep of a token response. A response without a refresh token keeps the previous one. */
+/**
+ * What to keep of a token response. A response without a refresh token keeps the previous one.
+ * A refresh (`previous` given) records when its tokens arrived: see `isDue`.
+ */
 export function toStored(tokens: ProviderTokens, previous?: StoredTokens): StoredTokens {
   return {
     accessToken: tokens.accessToken,
     tokenType: tokens.tokenType,
     expiresAt: tokens.expiresAt,
+    obtainedAt: previous === undefined || tokens.expiresAt === undefined ? undefined : nowSeconds(),
     refreshToken: tokens.refreshToken ?? previous?.refreshToken,
     refreshExpiresAt: tokens.refreshToken ? tokens.refreshExpiresAt : (tokens.refreshExpiresAt ?? previous?.refreshExpiresAt),
     scope: tokens.scope ?? previous?.scope,
@@ -119,8 +123,17 @@ function decodeClaims(idToken: string): Record<string, unknown> | undefined {
   }
 }
 
+/**
+ * Whether to refresh now: `skewSeconds` before expiry. A refreshed token that lives no longer than
+ * twice the skew waits half its life instead: otherwise a provider whose tokens live shorter than
+ * the skew would be asked for a new one at every call, each due from birth. (The first token of a
+ * login has no `obtainedAt`: at worst it is refreshed once, at its first use.)
+ */
 export function isDue(tokens: StoredTokens, skewSeconds: number): boolean {
-  return tokens.expiresAt !== undefined && tokens.expiresAt - skewSeconds <= nowSeconds();
+  if (tokens.expiresAt === undefined) return false;
+  const lifetime = tokens.obtainedAt === undefined ? undefined : tokens.expiresAt - tokens.obtainedAt;
+  const skew = lifetime === undefined ? skewSeconds : Math.min(skewSeconds, lifetime / 2);
+  return tokens.expiresAt - skew <= nowSeconds();
 }
 
 export function isExpired(tokens: StoredTokens): boolean {
@@ -130,15 +143,42 @@ export function isExpired(tokens: StoredTokens): boolean {
 // How long the successor of a rotated refresh token is remembered: long enough for slow
 // requests and other tabs carrying the previous cookie to arrive.
 const SUCCESSOR_TTL_MS = 10 * 60 * 1000;
+// Bounded by memory rather than by count, so that a busy process keeps ten minutes of refreshes:
+// 64 MB holds some 30,000 successors of 2 KB (ID tokens included), 100 refreshes a second of
+// small ones. Past that the oldest go first, and a request with a cookie that old refreshes again.
+const SUCCESSOR_MEMORY_BYTES = 64 * 1024 * 1024;
 
-/** Single-flight refresh keyed by (provider, refresh token), and the successors of spent refresh tokens. */
+// After a refresh failed with provider trouble, the grant waits before the next attempt: 1 s,
+// doubling with each failure in a row, 60 s at most. Requests meanwhile get the still-valid access
+// token, or 503, without calling a provider that is already failing.
+const COOLDOWN_FIRST_MS = 1000;
+const COOLDOWN_LONGEST_MS = 60_000;
+
+/** Errors thrown while a grant cools down: the failure they stand for was already reported. */
+const cooldownErrors = new WeakSet<Error>();
+
+/** Whether an error is a refresh refused during a cooldown (no provider was called). */
+export function isCooldown(err: unknown): boolean {
+  return err instanceof Error && cooldownErrors.has(err);
+}
+
+/**
+ * Single-flight refresh keyed by (provider, refresh token), the successors of spent refresh
+ * tokens, and the cooldown of grants whose provider just failed.
+ */
 export class RefreshCoordinator {
   readonly #inflight = new Map<string, Promise<StoredTokens>>();
-  readonly #successors = new LRUCache<string, StoredTokens>({ max: 5000, ttl: SUCCESSOR_TTL_MS });
+  readonly #successors = new LRUCache<string, StoredTokens>({
+    maxSize: SUCCESSOR_MEMORY_BYTES,
+    sizeCalculation: approximateBytes,
+    ttl: SUCCESSOR_TTL_MS,
+  });
 
   // Grants ended by a logout in this process: a request still carrying their tokens (a stale
   // cookie) must not bring them back.
-  readonly #ended = new LRUCache<string, true>({ max: 5000, ttl: SUCCESSOR_TTL_MS });
+  readonly #ended = new LRUCache<string, true>({ max: 100_000, ttl: SUCCESSOR_TTL_MS });
+
+  readonly #cooldowns = new LRUCache<string, { until: number; failures: number }>({ max: 100_000, ttl: 2 * COOLDOWN_LONGEST_MS });
 
   /** The newest tokens this process knows for the grant these tokens belong to; undefined once logged out. */
   latest(provider: string, tokens: StoredTokens): StoredTokens | undefined {
@@ -162,20 +202,53 @@ export class RefreshCoordinator {
     for (const tokens of [original, latest]) this.#ended.set(key(provider, tokens.refreshToken ?? tokens.accessToken), true);
   }
 
-  /** Refreshes once for every caller holding the same refresh token. */
+  /**
+   * Refreshes once for every caller holding the same refresh token; while the grant cools down
+   * after provider trouble, rejects with `provider_unavailable` without running.
+   */
   refresh(provider: string, refreshToken: string, run: () => Promise<StoredTokens>): Promise<StoredTokens> {
     const k = key(provider, refreshToken);
     const running = this.#inflight.get(k);
     if (running) return running;
+    const cooling = this.#cooldowns.get(k);
+    if (cooling && cooling.until > Date.now()) {
+      const error = new OAuthError('provider_unavailable', 'The provider failed a moment ago; the refresh is retried shortly.', {
+        provider,
+      });
+      cooldownErrors.add(error);
+      return Promise.reject(error);
+    }
     const flight = run()
-      .then((fresh) => {
-        this.#successors.set(k, fresh);
-        return fresh;
-      })
+      .then(
+        (fresh) => {
+          this.#successors.set(k, fresh);
+          this.#cooldowns.delete(k);
+          return fresh;
+        },
+        (err: unknown) => {
+          if (isProviderTrouble(err)) {
+            const failures = (cooling?.failures ?? 0) + 1;
+            const wait = Math.min(COOLDOWN_LONGEST_MS, COOLDOWN_FIRST_MS * 2 ** (failures - 1));
+            this.#cooldowns.set(k, { failures, until: Date.now() + wait });
+          }
+          throw err;
+        },
+      )
       .finally(() => this.#inflight.delete(k));
     this.#inflight.set(k, flight);
     return flight;
   }
+}
+
+/** The provider failed or answered nonsense (not a refusal of the grant, not our store). */
+function isProviderTrouble(err: unknown): boolean {
+  return isOAuthError(err) && (err.code === 'provider_unavailable' || err.code === 'invalid_response');
+}
+
+function approximateBytes(tokens: StoredTokens): number {
+  const text = (value: string | undefined) => value?.length ?? 0;
+  const extras = Object.keys(tokens.extras).length === 0 ? 0 : JSON.stringify(tokens.extras).length;
+  return 200 + text(tokens.accessToken) + text(tokens.refreshToken) + text(tokens.idToken) + text(tokens.scope) + extras;
 }
 
 // Keyed by a hash: a token itself never becomes a map key that could show in a heap dump summary or log.

@@ -6,9 +6,12 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createOAuth, memoryStore, type OAuth, type OAuthConfig } from '../src/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
+import { redisStore } from '../src/stores/redis.js';
+import { privateRedis, redisClient } from './support/redis.js';
 import {
   BASE_URL,
   completeLogin,
+  refreshDirectly,
   startAuthorizationServer,
   type TestServer,
   testProvider,
@@ -158,6 +161,50 @@ describe.each(adapters)('$name adapter', (adapter) => {
       expect(op.counts.authorization_code).toBe(0);
     },
   );
+
+  it.each([
+    ['text/html;q=0, application/json', 401],
+    ['text/html;q=0', 401],
+    ['application/json;q=0.9, text/html', 302],
+    ['TEXT/HTML', 302],
+    ['text/*', 302],
+    ['*/*', 401],
+  ])('reads the Accept header %j by its q-values: %i from a guarded route', async (accept, status) => {
+    const { server } = await start();
+    const res = await request(server).get('/protected').set('accept', accept).expect(status);
+    if (status === 401) expect(res.body).toMatchObject({ error: 'not_connected', login: '/auth/op/login?returnTo=%2Fprotected' });
+    else expect(res.headers.location).toBe('/auth/op/login?returnTo=%2Fprotected');
+  });
+
+  it('answers a logout with 204 only to a client that accepts JSON, read by its q-values', async () => {
+    const { server } = await start();
+    await request(server).post('/auth/op/logout').set('accept', 'application/json;q=0, text/html').expect(302);
+    await request(server).post('/auth/op/logout').set('accept', 'application/problem+json').expect(204);
+  });
+
+  it('revokes the tokens of a callback whose store fails after the code exchange, instead of leaving the grant alive', async () => {
+    const redis = await privateRedis();
+    const client = redisClient(redis.url);
+    try {
+      const { server } = await start({ store: redisStore({ client, prefix: 'callback-outage:' }) });
+      const login = await request(server).get('/auth/op/login').expect(302);
+      const callback = await completeLogin(login.headers.location as string);
+      await redis.kill();
+      const res = await request(server)
+        .get(callback.pathname + callback.search)
+        .set('cookie', setCookies(login).join('; '))
+        .set('accept', 'application/json')
+        .expect(503);
+      expect(res.body.error).toBe('store_unavailable');
+      expect(op.counts.authorization_code).toBe(1);
+      expect(op.counts.revocation).toBe(1); // given back: nobody holds these tokens
+      const [refreshToken] = op.issued.refreshTokens;
+      expect((await refreshDirectly(op, refreshToken as string)).body.error).toBe('invalid_grant');
+    } finally {
+      client.disconnect();
+      await redis.close();
+    }
+  });
 
   it('never shares one key between visitors when subject gives an empty id', async () => {
     const { server } = await start({ store: memoryStore(), subject: () => '' });

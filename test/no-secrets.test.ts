@@ -150,18 +150,27 @@ describe.each(adapters)('$name adapter: no secret leaves the library', (adapter)
       tokensOnlyForTheApp.push(token.accessToken, token.idToken);
       echoedToken = token.accessToken;
       await agent.get('/protected').expect(200, 'protected');
+      // The refreshed 30 s token is due at half its life; the clock moves on instead of the test waiting.
+      const later = (seconds: number) =>
+        vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + seconds * 1000, shouldAdvanceTime: true });
+      later(16);
       op.failTokenEndpoint = 503;
       await agent.get('/token/op').expect(200); // provider down: the still-valid token, and an error reported
       op.failTokenEndpoint = undefined;
       await op.revokeGrant(token.accessToken);
+      vi.useRealTimers();
+      later(18); // past the second of cooldown after the failure
       const reauth = await agent.get('/token/op').expect(401);
+      vi.useRealTimers();
       expect(reauth.body.error).toBe('reauth_required');
       bodies.push(reauth.text);
 
       // The same refusal rendered as a page.
       await signIn();
       await op.revokeGrant((await agent.get('/token/op').expect(200)).body.accessToken);
+      later(16);
       const reauthPage = await agent.get('/token/op').set('accept', 'text/html').expect(401);
+      vi.useRealTimers();
       expect(reauthPage.headers['content-type']).toMatch(/text\/html/);
 
       // A logout whose revocation the provider refuses (reported, not thrown), then one that works.
@@ -174,6 +183,7 @@ describe.each(adapters)('$name adapter: no secret leaves the library', (adapter)
       await agent.post('/auth/op/logout?returnTo=/bye').set('accept', 'text/html').expect(302).expect('location', '/bye');
       await agent.get('/token/op').expect(401);
     } finally {
+      vi.useRealTimers();
       op.failTokenEndpoint = undefined;
       op.failRevocation = undefined;
       const { issued } = op;

@@ -137,12 +137,15 @@ describe.each(cases)('$name', (c) => {
   });
 
   describe.each(adapters)('on $name', (adapter) => {
+    let errors: unknown[] = [];
     async function start(refreshSkewSeconds = 60): Promise<{ app: RunningApp; agent: request.Agent }> {
       emulator.reset();
+      errors = [];
       const oauth = createOAuth({
         baseUrl: BASE_URL,
         secret: 's'.repeat(40),
         refreshSkewSeconds,
+        hooks: { onError: (err) => errors.push(err) },
         providers: { [c.name]: c.preset(emulator) },
       });
       const app = await adapter.start(oauth);
@@ -238,7 +241,7 @@ describe.each(cases)('$name', (c) => {
       }
     });
 
-    it('turns a refused code into provider_error with the provider message, and a dead grant into reauth_required', async () => {
+    it('turns a refused code into provider_error with the provider message for the app only, and a dead grant into reauth_required', async () => {
       const { app, agent } = await start();
       try {
         const started = await agent.get(`/auth/${c.name}/login`).expect(302);
@@ -246,7 +249,22 @@ describe.each(cases)('$name', (c) => {
         const code = callback.searchParams.get('code') as string;
         callback.searchParams.set('code', `${code}-forged`);
         const refused = await agent.get(callback.pathname + callback.search).expect(502);
-        expect(refused.body).toMatchObject({ error: 'provider_error', provider: c.name, ...c.forgedCode });
+        // The response names the provider's error only when it is a registered code, never its text.
+        const registered = ['invalid_grant', 'invalid_client', 'invalid_request'].includes(c.forgedCode.provider_error);
+        expect(refused.body).toEqual({
+          error: 'provider_error',
+          message: expect.any(String),
+          provider: c.name,
+          ...(registered ? { provider_error: c.forgedCode.provider_error } : {}),
+        });
+        // The app's hooks get the provider's words.
+        expect(errors).toContainEqual(
+          expect.objectContaining({
+            code: 'provider_error',
+            error: c.forgedCode.provider_error,
+            errorDescription: c.forgedCode.provider_error_description,
+          }),
+        );
         expect(refused.text).not.toContain(emulator.clientSecret);
         expect(refused.text).not.toContain(code);
 
@@ -255,7 +273,12 @@ describe.each(cases)('$name', (c) => {
         await login(agent);
         emulator.revokeAll(); // the user removed the app at the provider
         const dead = await agent.get(`/token/${c.name}`).expect(401);
-        expect(dead.body).toMatchObject({ error: 'reauth_required', provider: c.name, ...c.deadGrant });
+        expect(dead.body).toMatchObject({
+          error: 'reauth_required',
+          provider: c.name,
+          provider_error: c.deadGrant.provider_error,
+        });
+        expect(dead.body).not.toHaveProperty('provider_error_description');
         expect(dead.text).not.toContain(emulator.clientSecret);
         await agent.get(`/token/${c.name}`).expect(401, /not_connected/);
       } finally {

@@ -145,21 +145,27 @@ describe('tokens keyed by app user', () => {
  */
 function watched(client: Redis) {
   const watch = { tokenWrites: 0, failNext: 0 };
-  const set = async (...args: [string, string, ...unknown[]]) => {
-    if (args[0].includes(':tokens:')) {
-      if (watch.failNext > 0) {
-        watch.failNext--;
-        throw new Error('injected write failure');
-      }
-      watch.tokenWrites++;
+  // A token write is a SET of a token key, or a script that may SET one (the fenced write).
+  const tokenWrite = () => {
+    if (watch.failNext > 0) {
+      watch.failNext--;
+      throw new Error('injected write failure');
     }
+    watch.tokenWrites++;
+  };
+  const set = async (...args: [string, string, ...unknown[]]) => {
+    if (args[0].includes(':tokens:')) tokenWrite();
     return (client.set as (...a: unknown[]) => Promise<unknown>)(...args);
+  };
+  const evaluate = async (script: string, count: number, ...args: string[]) => {
+    if (args[0]?.includes(':tokens:') && script.includes("'set'")) tokenWrite();
+    return client.eval(script, count, ...args);
   };
   const wrapped = {
     mget: (keys: string[]) => client.mget(keys),
     set,
     del: (...keys: string[]) => client.del(...keys),
-    eval: (script: string, count: number, ...args: string[]) => client.eval(script, count, ...args),
+    eval: evaluate,
   } as unknown as RedisClient;
   return { watch, client: wrapped };
 }

@@ -1,13 +1,14 @@
 /**
  * Rotation soak, bounded: 1000 refresh cycles at concurrency 50 against oidc-provider with
- * rotating, single-use refresh tokens and a Redis store. Every token is due as soon as it is
- * issued, so every cycle refreshes; two requests race in each cycle of each session.
+ * rotating, single-use refresh tokens and a Redis store. Tokens live 30 s and the clock moves
+ * 16 s before each cycle (past half their life), so every cycle refreshes; two requests race in
+ * each cycle of each session.
  * Nothing may be lost: no reauth_required, exactly one refresh per cycle, and every session's
  * stored refresh token still accepted by the provider at the end.
  */
 import { unsealData } from 'iron-session';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createOAuth } from '../src/index.js';
 import { redisStore } from '../src/stores/redis.js';
 import { adapters, type RunningApp } from './support/apps.js';
@@ -32,7 +33,7 @@ const prefix = uniquePrefix('soak');
 
 beforeAll(async () => {
   op = await startAuthorizationServer(['op']);
-  op.accessTokenTtl = 30; // always due with the 60 s skew
+  op.accessTokenTtl = 30; // due at half its life: 15 s
   const oauth = createOAuth({
     baseUrl: BASE_URL,
     secret: SECRET,
@@ -61,9 +62,11 @@ describe('rotation soak', () => {
     }
     op.counts.refresh_token = 0;
     const statuses = new Map<number, number>();
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
     await Promise.all(
       cookies.map(async (cookie) => {
         for (let cycle = 0; cycle < CYCLES; cycle++) {
+          vi.setSystemTime(Date.now() + 16_000);
           const racers = await Promise.all(
             Array.from({ length: RACERS }, () => request(app.server).get('/token/op').set('cookie', cookie)),
           );
@@ -71,7 +74,7 @@ describe('rotation soak', () => {
           expect(new Set(racers.map((r) => r.body.accessToken)).size).toBe(1);
         }
       }),
-    );
+    ).finally(() => vi.useRealTimers());
     expect(Object.fromEntries(statuses)).toEqual({ 200: SESSIONS * CYCLES * RACERS });
     expect(op.counts.refresh_token).toBe(SESSIONS * CYCLES);
 

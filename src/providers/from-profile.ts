@@ -35,7 +35,7 @@ const WITHOUT_STATE = {
  * ```
  */
 export function fromProfile(
-  profile: ProviderProfile,
+  described: ProviderProfile,
   options: PresetOptions,
   defaults: {
     scopes?: readonly string[];
@@ -48,6 +48,11 @@ export function fromProfile(
     transport?: (dialect: client.CustomFetch) => client.CustomFetch;
   } = {},
 ): ProviderDefinition {
+  // Without `oidc` there is no issuer to check an ID token against: one that comes anyway is
+  // dropped, never handed to the app as validated claims.
+  const profile: ProviderProfile = described.oidc
+    ? described
+    : { ...described, response: { ...described.response, idToken: false } };
   const values = Object.entries(defaults.values ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined);
   const fill = (url: string | undefined) =>
     values.reduce(

@@ -1,4 +1,5 @@
 import { fromProfile } from './from-profile.js';
+import { type IdTokenKeys, withVerifiedIdTokens } from './oidc.js';
 import type { PresetOptions, ProviderProfile } from './profile.js';
 import type { ProviderDefinition } from './types.js';
 
@@ -17,7 +18,20 @@ export const googleProfile: ProviderProfile = {
 };
 
 /**
- * Google. Default scopes: `openid email profile`.
+ * Where Google publishes the keys of its ID tokens, and how it signs them: `jwks_uri` and
+ * `id_token_signing_alg_values_supported` of accounts.google.com/.well-known/openid-configuration
+ * (developers.google.com/identity/openid-connect/openid-connect: validate an ID token with the
+ * keys at the discovery document's `jwks_uri`).
+ */
+const googleIdTokenKeys: IdTokenKeys = {
+  issuer: 'https://accounts.google.com',
+  jwksUri: 'https://www.googleapis.com/oauth2/v3/certs',
+  algorithms: ['RS256'],
+};
+
+/**
+ * Google. Default scopes: `openid email profile`. The ID token is validated by openid-client, its
+ * claims and its signature (Google's published keys, whatever `endpoints` says).
  *
  * @example
  * ```ts
@@ -25,9 +39,12 @@ export const googleProfile: ProviderProfile = {
  * ```
  */
 export function google(options: PresetOptions): ProviderDefinition {
-  return fromProfile(
-    googleProfile,
-    { ...options, authorizationParams: { access_type: 'offline', prompt: 'consent', ...options.authorizationParams } },
-    { scopes: ['openid', 'email', 'profile'] },
+  return withVerifiedIdTokens(
+    fromProfile(
+      googleProfile,
+      { ...options, authorizationParams: { access_type: 'offline', prompt: 'consent', ...options.authorizationParams } },
+      { scopes: ['openid', 'email', 'profile'] },
+    ),
+    googleIdTokenKeys,
   );
 }

@@ -1,7 +1,7 @@
 import * as client from 'openid-client';
 import { OAuthError } from '../errors.js';
 import { fromProfile } from './from-profile.js';
-import { urlProblems } from './oidc.js';
+import { type IdTokenKeys, idTokenSignatures, urlProblems } from './oidc.js';
 import { isLoopback, translateClientError } from './openid.js';
 import type { PresetOptions, ProviderProfile } from './profile.js';
 import type { ProviderClient, ProviderDefinition, ProviderTokens } from './types.js';
@@ -42,6 +42,8 @@ export interface MicrosoftOptions extends PresetOptions {
  * `https://login.microsoftonline.com/{tenantid}/v2.0`, and each ID token's `iss` must equal it
  * with `{tenantid}` replaced by the token's own `tid`, which must be a GUID (docs, "Access tokens":
  * validate the issuer, tenant-independent metadata). Any other `iss` is refused: `invalid_response`.
+ * The ID token's signature is verified too, with a key of the same document's `jwks_uri` (docs,
+ * "ID tokens": validate the signature), at login and at refresh.
  * Endpoints are the documented `{authorityHost}/{tenant}/oauth2/v2.0/authorize` and `/token`;
  * `endpoints` still replaces them.
  *
@@ -80,6 +82,7 @@ export function microsoft(options: MicrosoftOptions): ProviderDefinition {
     discoveryUrl: `${tenantUrl}/v2.0/.well-known/openid-configuration`,
     clientId: options.clientId,
     timeoutSeconds: options.timeoutSeconds ?? 10,
+    signatures: idTokenSignatures(options.clientId, options.timeoutSeconds ?? 10),
     tokenClient: (issuer, transport) => fromProfile(profile(issuer), options, { scopes: DEFAULT_SCOPES, transport }).connect(),
   };
   let ready: ProviderClient | undefined;
@@ -116,8 +119,10 @@ interface EntraTenant {
     issuer: string,
     transport: (dialect: client.CustomFetch) => client.CustomFetch,
   ) => Promise<ProviderClient>;
-  /** The discovered issuer (in flight or known); forgotten after a failure, so the next call tries again. */
-  issuer?: Promise<string> | undefined;
+  /** Verifies the signature of a validated answer's ID token (see `idTokenSignatures`). */
+  readonly signatures: (tokens: ProviderTokens, keys: IdTokenKeys) => Promise<ProviderTokens>;
+  /** The discovered issuer and keys (in flight or known); forgotten after a failure, so the next call tries again. */
+  discovered?: Promise<IdTokenKeys> | undefined;
 }
 
 /** A token endpoint answer, read in full so that openid-client can be handed it a second time. */
@@ -139,17 +144,19 @@ interface Answer {
  * discovery), but only when discovery ran against the exact origin https://login.microsoftonline.com,
  * and it is not reachable through its public API (the marker is private, and Configuration drops
  * symbol-keyed metadata): so the rule is applied here, the same way for every authority host, the
- * public cloud, sovereign clouds and a local test server alike.
+ * public cloud, sovereign clouds and a local test server alike. Neither client knows the tenant's
+ * keys (a profile's Configuration has no `jwks_uri`): the ID token's signature is verified last,
+ * with a key of the discovered `jwks_uri` (`idTokenSignatures`), for the issuer just checked.
  */
 async function validatedForTenant(
   entra: EntraTenant,
   redeem: (tokens: ProviderClient) => Promise<ProviderTokens>,
 ): Promise<ProviderTokens> {
-  const discovered = await discoveredIssuer(entra);
+  const discovered = await discoveredKeys(entra);
   const kept: { answer?: Answer } = {};
   try {
     await redeem(
-      await entra.tokenClient(discovered, (dialect) => async (url, init) => {
+      await entra.tokenClient(discovered.issuer, (dialect) => async (url, init) => {
         const response = await dialect(url, init);
         kept.answer = {
           status: response.status,
@@ -167,7 +174,8 @@ async function validatedForTenant(
   if (answer === undefined) throw new OAuthError('invalid_response', 'The token request was not sent.');
   const { body, ...init } = answer;
   const replay = async () => new Response(body, init);
-  return redeem(await entra.tokenClient(expectedIssuer(discovered, answer), () => replay));
+  const issuer = expectedIssuer(discovered.issuer, answer);
+  return entra.signatures(await redeem(await entra.tokenClient(issuer, () => replay)), { ...discovered, issuer });
 }
 
 /**
@@ -206,18 +214,18 @@ function claimsOf(idToken: string): Record<string, unknown> | undefined {
   }
 }
 
-/** The tenant's issuer, from its discovery document (fetched once; again after a failure). */
-function discoveredIssuer(entra: EntraTenant): Promise<string> {
-  entra.issuer ??= discover(entra).catch((err: unknown) => {
-    entra.issuer = undefined;
+/** The tenant's issuer and keys, from its discovery document (fetched once; again after a failure). */
+function discoveredKeys(entra: EntraTenant): Promise<IdTokenKeys> {
+  entra.discovered ??= discover(entra).catch((err: unknown) => {
+    entra.discovered = undefined;
     throw err;
   });
-  return entra.issuer;
+  return entra.discovered;
 }
 
-async function discover(entra: EntraTenant): Promise<string> {
+async function discover(entra: EntraTenant): Promise<IdTokenKeys> {
   const url = new URL(entra.discoveryUrl);
-  let issuer: string;
+  let metadata: client.ServerMetadata;
   try {
     // A URL holding `/.well-known/` is fetched as it is: no issuer-equals-URL check, which a
     // domain or an alias would fail (their issuer names the tenant's GUID).
@@ -225,7 +233,7 @@ async function discover(entra: EntraTenant): Promise<string> {
       execute: url.protocol === 'http:' && isLoopback(url) ? [client.allowInsecureRequests] : [],
       timeout: entra.timeoutSeconds,
     });
-    issuer = config.serverMetadata().issuer;
+    metadata = config.serverMetadata();
   } catch (err) {
     const translated = translateClientError(err);
     const why = translated.code === 'provider_unavailable' ? 'could not be fetched' : 'was refused (is the tenant right?)';
@@ -233,13 +241,19 @@ async function discover(entra: EntraTenant): Promise<string> {
       cause: translated.cause,
     });
   }
-  if (urlProblems('issuer', issuer).length > 0) {
-    throw new OAuthError(
-      'invalid_response',
-      `The discovery document of the Microsoft tenant ${entra.tenant} names no usable issuer.`,
-    );
+  const { issuer, jwks_uri: jwksUri, id_token_signing_alg_values_supported: algorithms } = metadata;
+  for (const [field, value] of [
+    ['issuer', issuer],
+    ['jwks_uri', jwksUri],
+  ] as const) {
+    if (urlProblems(field, value).length > 0) {
+      throw new OAuthError(
+        'invalid_response',
+        `The discovery document of the Microsoft tenant ${entra.tenant} names no usable ${field}.`,
+      );
+    }
   }
-  return issuer;
+  return { issuer, jwksUri: jwksUri as string, algorithms };
 }
 
 function entraProblems(options: MicrosoftOptions): Array<[string, string]> {

@@ -69,6 +69,32 @@ export interface OpenIdSettings {
   recover?: ((extras: Readonly<Record<string, unknown>>) => Promise<unknown>) | undefined;
   /** Re-expresses a provider's own token answer as RFC 6749 JSON (a profile's dialect); undefined when it holds no token. */
   standardAnswer?: ((answer: unknown) => Record<string, unknown> | undefined) | undefined;
+  /**
+   * Verify each ID token's signature (JWS) against the server's JWK Set, its metadata's `jwks_uri`,
+   * with openid-client's non-repudiation checks; an ID token from a server without a `jwks_uri` is
+   * refused. Without it, openid-client checks the claims only: a caller then verifies signatures
+   * itself (`withVerifiedIdTokens` in oidc.ts) or its ID tokens are not verified.
+   */
+  verifyIdTokens?: boolean | undefined;
+}
+
+/**
+ * A client secret as requests carry it: in clear (form bodies) and inside HTTP Basic credentials,
+ * whose id and secret are form-encoded first (RFC 6749 §2.3.1) by openid-client's stricter rules
+ * (`-_.!~*'()` too) or by the looser `encodeURIComponent`, or not at all.
+ */
+export function credentialForms(clientId: string, secrets: ReadonlyArray<string | undefined> = []): string[] {
+  const loose = (value: string) => encodeURIComponent(value).replace(/%20/g, '+');
+  const strict = (value: string) => loose(value).replace(/[-_.!~*'()]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const forms = new Set<string>();
+  for (const secret of secrets) {
+    if (!secret) continue;
+    forms.add(secret);
+    for (const encode of [strict, loose, (value: string) => value]) {
+      forms.add(Buffer.from(`${encode(clientId)}:${encode(secret)}`).toString('base64'));
+    }
+  }
+  return [...forms];
 }
 
 /** Wraps a ready openid-client Configuration as a ProviderClient. */
@@ -76,6 +102,23 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
   config.timeout = settings.timeoutSeconds;
   const metadata = config.serverMetadata();
   const { recover } = settings;
+  // openid-client verifies an ID token's signature only when asked to, with a key of `jwks_uri`
+  // chosen by the token's `kid`, `alg` and key type; `none` and HS* (the client secret) are never
+  // accepted. The JWK Set is cached with the Configuration: fetched again after 5 minutes, or at
+  // once for a `kid` it lacks if the copy is a minute old (key rotation, bounded).
+  if (settings.verifyIdTokens && metadata.jwks_uri !== undefined) client.enableNonRepudiationChecks(config);
+  // openid-client compares `exp` and `nbf` with the clock (30 s tolerance), but not `iat`.
+  const checked = <T extends client.TokenEndpointResponse & client.TokenEndpointResponseHelpers>(response: T): T => {
+    if (response.id_token === undefined) return response;
+    if (settings.verifyIdTokens && metadata.jwks_uri === undefined) {
+      throw new OAuthError('invalid_response', 'The provider publishes no keys (jwks_uri): its ID token cannot be verified.');
+    }
+    const iat = response.claims()?.iat;
+    if (typeof iat === 'number' && iat > Date.now() / 1000 + 30) {
+      throw new OAuthError('invalid_response', 'The ID token claims to be issued in the future (iat).');
+    }
+    return response;
+  };
   const revoke =
     settings.revoke ??
     (metadata.revocation_endpoint
@@ -88,6 +131,7 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
 
   return {
     issuer: metadata.issuer,
+    secrets: credentialForms(config.clientMetadata().client_id, settings.secrets),
     issRequired: metadata.authorization_response_iss_parameter_supported === true,
 
     authorizationUrl(redirectUri: string, checks: LoginChecks, codeChallenge: string | undefined): URL {
@@ -126,14 +170,14 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
           ),
         settings.secrets,
       );
-      return normalise(response);
+      return normalise(checked(response));
     },
 
     async refresh(refreshToken: string): Promise<ProviderTokens> {
       if (settings.noRefresh) {
         throw new OAuthError('provider_error', 'The provider has no refresh grant.', { error: 'invalid_grant' });
       }
-      return normalise(await call(() => client.refreshTokenGrant(config, refreshToken), settings.secrets));
+      return normalise(checked(await call(() => client.refreshTokenGrant(config, refreshToken), settings.secrets)));
     },
 
     readTokens(answer: unknown): ProviderTokens {
@@ -191,10 +235,20 @@ function unvalidated(body: unknown): ProviderTokens {
     throw new OAuthError('invalid_response', 'The token answer holds no access token.');
   }
   const { id_token: _unvalidated, access_token: accessToken, token_type: tokenType, ...rest } = body;
-  const expiresIn = rest.expires_in;
+  // As openid-client rules for an answer it validates: an `expires_in` that is there must be a
+  // number of seconds (or its text); absent (or null) is no given lifetime.
+  const raw = rest.expires_in;
+  const expiresIn = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  if (
+    expiresIn !== undefined &&
+    expiresIn !== null &&
+    !(typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn >= 0)
+  ) {
+    throw new OAuthError('invalid_response', "The token answer's expires_in is not a number of seconds.");
+  }
   return fromBody(
     { ...rest, access_token: accessToken, token_type: typeof tokenType === 'string' ? tokenType : 'Bearer' },
-    typeof expiresIn === 'number' && Number.isFinite(expiresIn) ? expiresIn : undefined,
+    typeof expiresIn === 'number' ? Math.floor(expiresIn) : undefined,
     undefined,
   );
 }
@@ -218,9 +272,17 @@ export async function call<T>(run: () => Promise<T>, secrets: ReadonlyArray<stri
 /**
  * Maps openid-client and fetch failures onto OAuthError codes. The original error is not kept as
  * the cause: some carry the whole response body (tokens included). The cause is a summary.
+ *
+ * A call that broke on the way is `provider_unavailable`, whichever layer noticed: no connection,
+ * a connection reset before or in the middle of the answer, a timeout before the headers or while
+ * the body was still coming. openid-client reports the last two as a JSON parse error, whose cause
+ * chain tells them from a body that came whole and is not JSON (a SyntaxError): that one, like any
+ * complete answer that fails validation, is `invalid_response`.
  */
 export function translateClientError(err: unknown, secrets: ReadonlyArray<string | undefined> = []): OAuthError {
   if (err instanceof OAuthError) return err;
+  // Thrown inside a custom fetch (a profile's dialect), it comes back wrapped by openid-client.
+  if (err instanceof client.ClientError && err.cause instanceof OAuthError) return err.cause;
   const cause = summary(err);
   if (err instanceof client.ResponseBodyError) {
     if (err.status === 429) return new OAuthError('provider_unavailable', 'The provider is rate limiting.', { cause });
@@ -239,13 +301,14 @@ export function translateClientError(err: unknown, secrets: ReadonlyArray<string
       cause,
     });
   }
+  if (interrupted(err)) {
+    return new OAuthError('provider_unavailable', 'The provider could not be reached, or its answer was cut off or late.', {
+      cause,
+    });
+  }
   if (err instanceof client.ClientError) {
     const response = err.cause instanceof Response ? err.cause : undefined;
-    if (
-      err.code === 'OAUTH_TIMEOUT' ||
-      err.code === 'OAUTH_ABORT' ||
-      (response && (response.status >= 500 || response.status === 429))
-    ) {
+    if (response && (response.status >= 500 || response.status === 429)) {
       return new OAuthError('provider_unavailable', 'The provider did not answer in time or failed.', { cause });
     }
     return new OAuthError('invalid_response', 'The provider sent an answer that failed validation.', { cause });
@@ -257,17 +320,70 @@ export function translateClientError(err: unknown, secrets: ReadonlyArray<string
   return new OAuthError('invalid_response', 'The provider call failed unexpectedly.', { cause });
 }
 
+// What undici's fetch rejects with, or errors a body stream with: `fetch failed` (no connection,
+// a reset before the answer), `terminated` (the connection ended inside the body).
+const NETWORK_MESSAGES = new Set(['fetch failed', 'terminated']);
+// Socket and undici error codes, for failures that reach here without fetch's TypeError around them.
+const NETWORK_CODES = new Set([
+  'OAUTH_TIMEOUT',
+  'OAUTH_ABORT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+const MAX_CAUSES = 6;
+
+/** Whether the call broke on the way (network, reset, timeout, abort) rather than on what the provider said. */
+function interrupted(err: unknown): boolean {
+  for (const link of causes(err)) {
+    // A timeout or abort, before the headers or inside the body (AbortSignal.timeout's DOMException).
+    if (link.name === 'TimeoutError' || link.name === 'AbortError') return true;
+    if (link instanceof TypeError && NETWORK_MESSAGES.has(link.message)) return true;
+    const code = (link as { code?: unknown }).code;
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  }
+  return false;
+}
+
+/** The error and its causes, as long as they are errors (a cause may be a Response or a JSON body). */
+function causes(err: unknown): Error[] {
+  const chain: Error[] = [];
+  for (let link = err; link instanceof Error && chain.length < MAX_CAUSES && !chain.includes(link); link = link.cause) {
+    chain.push(link);
+  }
+  return chain;
+}
+
+/**
+ * One line naming the error and its causes: names and codes, and only the messages known to hold
+ * nothing of the answer (a JSON parse error's message quotes the body, tokens included).
+ */
 function summary(err: unknown): Error {
   if (!(err instanceof Error)) return new Error('non-error thrown');
-  const code = (err as { code?: unknown }).code;
-  const network = (err.cause as { code?: unknown } | undefined)?.code;
-  const parts = [
-    err.name,
-    typeof code === 'string' ? code : undefined,
-    err.message,
-    typeof network === 'string' ? network : undefined,
-  ];
-  return new Error(parts.filter(Boolean).join(': '));
+  const [first, ...rest] = causes(err);
+  const describe = (link: Error, withMessage: boolean) => {
+    const code = (link as { code?: unknown }).code;
+    return [link.name, typeof code === 'string' ? code : undefined, withMessage ? link.message : undefined]
+      .filter(Boolean)
+      .join(': ');
+  };
+  const safeMessage = (link: Error) =>
+    (link instanceof TypeError && NETWORK_MESSAGES.has(link.message)) ||
+    link.name === 'TimeoutError' ||
+    link.name === 'AbortError';
+  const parts = [describe(first as Error, true), ...rest.map((link) => describe(link, safeMessage(link)))];
+  return new Error(parts.join(' <- '));
 }
 
 function redact(text: string | undefined, secrets: ReadonlyArray<string | undefined>): string | undefined {

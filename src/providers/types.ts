@@ -33,6 +33,11 @@ export interface ProviderClient {
   readonly issuer?: string | undefined;
   /** Whether the server promises `iss` in every callback (RFC 9207 metadata). */
   readonly issRequired: boolean;
+  /**
+   * The client's credentials in every form its requests carry them (the secret, HTTP Basic
+   * encodings): taken out of any provider text, which may quote what it was sent.
+   */
+  readonly secrets?: readonly string[] | undefined;
   authorizationUrl(redirectUri: string, checks: LoginChecks, codeChallenge: string | undefined): URL;
   /** Exchanges the code in a callback URL whose `state`, `iss` and `error` were already checked. */
   exchangeCode(callbackUrl: URL, redirectUri: string, checks: LoginChecks): Promise<ProviderTokens>;

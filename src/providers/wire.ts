@@ -227,9 +227,17 @@ function tokenBody(root: Record<string, unknown>, accessToken: unknown, shape: T
   const scope = take(shape.scope ?? 'scope');
   if (typeof scope === 'string') body.scope = scope;
   const expiresIn = secondsLeft(root, shape.expiry ?? { kind: 'seconds', path: 'expires_in' }, take);
+  // An expiry that is there but is no time ("soon", -5, 1e400, {}) makes the whole answer suspect,
+  // as openid-client rules for `expires_in` on the standard path: kept without it, the token would
+  // never be refreshed. A missing one (absent, or null) means the token has no given lifetime.
+  if (Number.isNaN(expiresIn)) {
+    throw new OAuthError('invalid_response', "The provider's token answer gives an access token expiry that is not a time.");
+  }
   if (expiresIn !== undefined) body.expires_in = expiresIn;
+  // The refresh token's expiry only shortens how long a server store keeps the tokens: one that is
+  // no time is left out, as on the standard path.
   const refreshExpiresIn = secondsLeft(root, shape.refreshExpiry ?? { kind: 'seconds', path: 'refresh_token_expires_in' }, take);
-  if (refreshExpiresIn !== undefined) body.refresh_token_expires_in = refreshExpiresIn;
+  if (refreshExpiresIn !== undefined && !Number.isNaN(refreshExpiresIn)) body.refresh_token_expires_in = refreshExpiresIn;
   const idToken = take('id_token');
   if (typeof idToken === 'string' && shape.idToken !== false) body.id_token = idToken;
   if (shape.extras) {
@@ -243,6 +251,11 @@ function tokenBody(root: Record<string, unknown>, accessToken: unknown, shape: T
   return body;
 }
 
+/**
+ * Seconds left until an expiry the answer gives in the profile's unit: undefined when it gives none
+ * (absent or null); NaN when the field holds something that is no time: text that is not a number,
+ * a negative value, a number too large to be finite (`1e400`), an object.
+ */
 function secondsLeft(
   root: Record<string, unknown>,
   expiry: NonNullable<TokenResponseProfile['expiry']>,
@@ -250,8 +263,9 @@ function secondsLeft(
 ): number | undefined {
   if (expiry.kind === 'none') return undefined;
   const raw = take(expiry.path);
+  if (raw === undefined || raw === null) return undefined;
   const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
-  if (typeof value !== 'number' || !Number.isFinite(value)) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return Number.NaN;
   const now = Date.now() / 1000;
   const seconds =
     expiry.kind === 'epoch-ms'

@@ -4,6 +4,8 @@ export interface StoredTokens {
   tokenType: string;
   /** Epoch seconds. */
   expiresAt?: number | undefined;
+  /** Epoch seconds, when these tokens arrived (with `expiresAt`, their lifetime). */
+  obtainedAt?: number | undefined;
   refreshToken?: string | undefined;
   /** Epoch seconds, when the provider says when the refresh token expires. */
   refreshExpiresAt?: number | undefined;
@@ -24,7 +26,18 @@ export interface CookieTokenStore {
 
 /** A lock held on one key; release it when done. */
 export interface StoreLock {
+  /** Frees the lock if this holder still owns it (a lock that expired and was taken since stays the new holder's). */
   release(): Promise<void>;
+  /**
+   * Optional: makes the lock expire `ttlMs` from now if this holder still owns it (atomically: a
+   * lock that expired and was taken by another holder is left alone); resolves false once it is
+   * lost. A refresh lock is taken for as long as the slowest refresh; one that can be extended is
+   * cut down at once to a short lease (`ttlMs`: half the provider's timeout, 1 s at least) and
+   * extended every third of it while its holder works, then no more. A refresh slower than the
+   * lease keeps its lock, and a crashed holder's lock frees after one lease. Without it, a lock
+   * lasts what it was taken for.
+   */
+  extend?(ttlMs: number): Promise<boolean>;
 }
 
 /**
@@ -41,8 +54,24 @@ export interface ServerTokenStore {
   put(key: string, provider: string, sealed: string, ttlSeconds: number | undefined): Promise<void>;
   remove(key: string, provider: string): Promise<void>;
   /**
+   * Optional: stores `sealed` only if the value stored is still `expected` (or is `sealed` already:
+   * a retried write that had landed), atomically; resolves whether it did. The refresh lock's
+   * holder writes refreshed tokens with it, over the value it read under the lock, so that what
+   * anyone wrote meanwhile (a sibling that took over an expired lock, a logout, a new login) is
+   * never overwritten with older tokens. Without it, the holder writes with `put`.
+   */
+  putIf?(key: string, provider: string, sealed: string, ttlSeconds: number | undefined, expected: string): Promise<boolean>;
+  /**
+   * Optional: removes only if the value stored is still `expected`, atomically; resolves whether it
+   * did. Tokens the provider refused (`invalid_grant`) are removed with it, so that tokens written
+   * since (a sibling's refresh, a new login) are kept. Without it, they are read, compared, then
+   * removed with `remove`.
+   */
+  removeIf?(key: string, provider: string, expected: string): Promise<boolean>;
+  /**
    * Optional cross-process lock (Redis): resolves to a held lock, or undefined when another holder
-   * has it. It expires by itself after `ttlMs`, so a crashed holder never blocks for long.
+   * has it. It expires by itself `ttlMs` after it was taken or last extended, so a crashed holder
+   * never blocks for long.
    */
   lock?(name: string, ttlMs: number): Promise<StoreLock | undefined>;
 }

@@ -58,10 +58,15 @@ export interface EntraServer {
   signIn(authorizationUrl: string, user: EntraUser): Promise<URL>;
   /** Applied to the claims of every ID token issued until the next reset (a forged or mistaken token). */
   tamper: ((claims: Record<string, unknown>) => Record<string, unknown>) | undefined;
+  /**
+   * Replaces every ID token issued until the next reset: given the header the server uses (RS256,
+   * its `kid`), the claims and the genuine token it signed, returns the compact JWS to hand out.
+   */
+  forge: ((header: Record<string, unknown>, claims: Record<string, unknown>, genuine: string) => string) | undefined;
   /** Access token lifetime for the next issued tokens, in seconds. */
   accessTokenTtl: number;
   /** Requests served (or refused), by kind. */
-  counts: { discovery: number; authorizationCode: number; refresh: number };
+  counts: { discovery: number; jwks: number; authorizationCode: number; refresh: number };
   reset(): void;
   close(): Promise<void>;
 }
@@ -103,12 +108,14 @@ export async function startEntra(options: { redirectUris: string[] }): Promise<E
     issuerOf,
     signIn,
     tamper: undefined,
+    forge: undefined,
     accessTokenTtl: 3600,
-    counts: { discovery: 0, authorizationCode: 0, refresh: 0 },
+    counts: { discovery: 0, jwks: 0, authorizationCode: 0, refresh: 0 },
     reset() {
       state.tamper = undefined;
+      state.forge = undefined;
       state.accessTokenTtl = 3600;
-      state.counts = { discovery: 0, authorizationCode: 0, refresh: 0 };
+      state.counts = { discovery: 0, jwks: 0, authorizationCode: 0, refresh: 0 };
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
@@ -160,6 +167,7 @@ export async function startEntra(options: { redirectUris: string[] }): Promise<E
       });
     }
     if (req.method === 'GET' && path === 'discovery/v2.0/keys') {
+      state.counts.jwks++;
       return send(res, 200, { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' }] });
     }
     if (req.method === 'GET' && path === 'oauth2/v2.0/authorize') return authorize(res, segment, url.searchParams);
@@ -291,10 +299,10 @@ export async function startEntra(options: { redirectUris: string[] }): Promise<E
       ver: '2.0',
     };
     const payload = state.tamper ? state.tamper(claims) : claims;
-    const signingInput = [{ typ: 'JWT', alg: 'RS256', kid }, payload]
-      .map((part) => Buffer.from(JSON.stringify(part)).toString('base64url'))
-      .join('.');
-    return `${signingInput}.${sign('sha256', Buffer.from(signingInput), privateKey).toString('base64url')}`;
+    const header = { typ: 'JWT', alg: 'RS256', kid };
+    const signingInput = [header, payload].map((part) => Buffer.from(JSON.stringify(part)).toString('base64url')).join('.');
+    const genuine = `${signingInput}.${sign('sha256', Buffer.from(signingInput), privateKey).toString('base64url')}`;
+    return state.forge ? state.forge(header, payload, genuine) : genuine;
   }
 
   async function signIn(authorizationUrl: string, user: EntraUser): Promise<URL> {

@@ -42,8 +42,10 @@ export async function privateRedis() {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'oauth-redis-'));
   let child: ChildProcess | undefined;
+  let frozen = false;
 
   async function start() {
+    frozen = false;
     child = spawn(
       'redis-server',
       ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''],
@@ -68,14 +70,27 @@ export async function privateRedis() {
     }
   }
 
-  /** Stops this server (and only this one) by its pid; SIGTERM flushes the append-only file first. */
-  async function stop() {
+  /** Ends this server (and only this one) by its pid, and waits until it is gone. */
+  async function end(signal: NodeJS.Signals) {
     const running = child;
-    if (!running || running.exitCode !== null) return;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       running.once('exit', () => resolve());
-      running.kill('SIGTERM');
+      running.kill(signal);
     });
+  }
+
+  /** Stops this server; SIGTERM flushes the append-only file first (a frozen one is killed). */
+  const stop = () => end(frozen ? 'SIGKILL' : 'SIGTERM');
+  /** Kills this server with SIGKILL: Redis dying, nothing flushed, its connections reset. */
+  const kill = () => end('SIGKILL');
+  /**
+   * Freezes this server (SIGSTOP): connections stay open and nothing answers, as with a host that
+   * vanished from the network. `stop`, `kill` and `close` end it.
+   */
+  function freeze() {
+    frozen = true;
+    child?.kill('SIGSTOP');
   }
 
   await start();
@@ -83,6 +98,8 @@ export async function privateRedis() {
     url: `redis://127.0.0.1:${port}`,
     start,
     stop,
+    kill,
+    freeze,
     async close() {
       await stop();
       rmSync(dir, { recursive: true, force: true });
