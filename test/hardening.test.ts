@@ -206,6 +206,27 @@ describe.each(adapters)('$name adapter', (adapter) => {
     }
   });
 
+  it('builds the redirect URI and cookies from baseUrl alone, whatever Host and forwarded headers say', async () => {
+    const { server } = await start();
+    const login = await request(server)
+      .get('/auth/op/login')
+      .set('host', 'evil.example')
+      .set('x-forwarded-host', 'evil.example')
+      .set('x-forwarded-proto', 'https')
+      .set('forwarded', 'host=evil.example;proto=https')
+      .expect(302);
+    const location = new URL(login.headers.location as string);
+    expect(location.searchParams.get('redirect_uri')).toBe(`${BASE_URL}/auth/op/callback`);
+    expect(login.headers['set-cookie']?.[0]).not.toMatch(/Secure|Domain/i); // http baseUrl: no Secure, never a Domain
+    const res = await request(server)
+      .post('/auth/op/logout')
+      .set('host', 'evil.example')
+      .set('x-forwarded-host', 'evil.example')
+      .set('origin', 'http://evil.example')
+      .expect(403);
+    expect(res.body.error).toBe('cross_site_request'); // the origin a logout must come from is baseUrl's
+  });
+
   it('never shares one key between visitors when subject gives an empty id', async () => {
     const { server } = await start({ store: memoryStore(), subject: () => '' });
     await signIn(server);
