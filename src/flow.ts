@@ -325,7 +325,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     }
     refreshes.revive(name, tokens); // a provider may hand out the same tokens again after a logout
     try {
-      await session.renew();
+      await session.renew(name);
       await session.put(name, tokens);
     } catch (err) {
       // Tokens this app cannot keep (too large for its cookies, the store down) are given back,
@@ -365,7 +365,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
   ): Promise<StoredTokens> {
     return refreshes.refresh(name, refreshToken, async () => {
       const store = config.store;
-      const key = await session.sharedKey();
+      const key = await session.sharedKey(name);
       if (store.kind === 'server' && store.lock && key !== undefined) {
         await connect(name); // discovery before the lock: the lock's lifetime is for the refresh alone
         return lockedRefresh(name, tokens, refreshToken, session, key, store.lock.bind(store));
@@ -385,7 +385,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       if (error.error !== 'invalid_grant') throw error;
       // A sibling (another instance) may have spent this refresh token first: its result stands.
       const stored = await session.readShared(name);
-      if (stored && replaced(stored, tokens)) return fromStore(stored, await session.sharedKey());
+      if (stored && replaced(stored, tokens)) return fromStore(stored, await session.sharedKey(name));
       // Else the provider may mint new tokens for the grant (Cal.com's force-refresh, when allowed).
       if (!ready.recover) throw error;
       try {
@@ -560,7 +560,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     async function use(name: string, saved: StoredTokens, tokens: StoredTokens): Promise<TokenSet> {
       if (tokens !== saved) {
         const key = persistedUnder.get(tokens);
-        await session.put(name, tokens, { persisted: key !== undefined && key === (await session.sharedKey()) });
+        await session.put(name, tokens, { persisted: key !== undefined && key === (await session.sharedKey(name)) });
       }
       return toTokenSet(tokens);
     }
@@ -624,7 +624,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
         throw asProviderError(err, name);
       }
       const tokens = toStored({ ...read, extras: { ...read.extras, ...imported.extras } });
-      await session.renew(); // as at a login: a new session, never one a visitor could have planted
+      await session.renew(name); // as at a login: a new session, never one a visitor could have planted
       refreshes.revive(name, tokens);
       await session.put(name, tokens);
       hooks.onLogin({ provider: name, claims: undefined });

@@ -3,9 +3,13 @@
  * request; writes go to the store (and to the response's cookies) as they happen.
  *
  * Where the tokens live:
- * - cookie store: sealed in the session cookie itself;
+ * - cookie store: sealed in a cookie of their provider's own (`oauth_session-<provider>`);
  * - server store: sealed at rest under a key, which is the subject (`user:<id>`) when the app names
- *   one, else a random session id sealed in the session cookie.
+ *   one, else a random session id sealed in the provider's own cookie.
+ *
+ * One cookie per provider: two callbacks of one browser for two providers, answered at the same
+ * instant, each write their own cookie, and neither login is lost to the other's (one session
+ * cookie for all would keep only the one written last).
  */
 import { randomBytes } from 'node:crypto';
 import type { ResolvedConfig } from './config.js';
@@ -21,8 +25,8 @@ import {
 } from './session.js';
 import type { ServerTokenStore, StoredTokens, TokenRecord } from './stores/types.js';
 
-/** What the session cookie holds: the tokens themselves (cookie store) or a session id (server stores). */
-type CookieRecord = { tokens: TokenRecord } | { sid: string };
+/** What a provider's session cookie holds: its tokens (cookie store) or a session id (server stores). */
+type CookieRecord = { tokens: StoredTokens } | { sid: string };
 
 /** One provider's value in a server store: as stored (sealed), and unsealed (undefined when it no longer unseals). */
 export interface SharedEntry {
@@ -51,8 +55,11 @@ export class RequestSession {
   readonly #sealer: Sealer;
   readonly #source: SessionSource;
   #loaded: Promise<TokenRecord> | undefined;
-  #key: Promise<string | undefined> | undefined;
-  #sid: string | undefined;
+  // Server stores: the app's user key, or else each provider's session id (from its cookie).
+  #subjectKey: string | undefined;
+  readonly #sids = new Map<string, string>();
+  // Cookie store: how many cookies each provider's tokens take (the total is bounded by maxChunks).
+  readonly #chunks = new Map<string, number>();
   // Writes of one request are applied in order, each on the result of the previous one.
   #writes: Promise<unknown> = Promise.resolve();
 
@@ -76,11 +83,15 @@ export class RequestSession {
     return this.#config.store.kind !== 'cookie' || cookies === undefined || cookies.writable();
   }
 
-  /** The store key of a server-store session (for locks and fresh reads); undefined for the cookie store. */
-  async sharedKey(): Promise<string | undefined> {
+  /** Where a server store keeps this session's tokens of `provider` (for locks and fresh reads); undefined for the cookie store. */
+  async sharedKey(provider: string): Promise<string | undefined> {
     if (this.#config.store.kind !== 'server') return undefined;
     await this.load();
-    return this.#key;
+    return this.#keyOf(provider);
+  }
+
+  #keyOf(provider: string): string | undefined {
+    return this.#subjectKey ?? this.#sids.get(provider);
   }
 
   /** One provider's tokens as the server store holds them right now (other instances may have written). */
@@ -94,7 +105,7 @@ export class RequestSession {
    */
   async readSharedEntry(provider: string): Promise<SharedEntry | undefined> {
     const store = this.#config.store;
-    const key = await this.sharedKey();
+    const key = await this.sharedKey(provider);
     if (store.kind !== 'server' || key === undefined) return undefined;
     return this.#readEntry(store, key, provider);
   }
@@ -120,7 +131,7 @@ export class RequestSession {
     if (store.kind !== 'server') return this.remove(provider);
     const next = this.#writes.then(async () => {
       const { [provider]: _refused, ...others } = await this.load();
-      const key = await this.#key;
+      const key = this.#keyOf(provider);
       const entry = key === undefined ? undefined : await this.#readEntry(store, key, provider);
       const current = entry?.tokens;
       const newer = current !== undefined && !refused.some((tokens) => sameTokens(tokens, current));
@@ -153,21 +164,20 @@ export class RequestSession {
   }
 
   /**
-   * After a login, a cookie-keyed server session moves to a new id (its tokens with it), so a
-   * session id planted in the browser beforehand (session fixation) never sees the new tokens.
-   * Cookie-store sessions need nothing: the tokens travel in a cookie nobody else can read.
+   * Before a login's tokens are stored, a cookie-keyed server session of that provider gets a new
+   * id, so a session id planted in the browser beforehand (session fixation) never sees the new
+   * tokens; what the old id held is removed. Cookie-store sessions need nothing: the tokens travel
+   * in a cookie nobody else can read.
    */
-  renew(): Promise<void> {
+  renew(provider: string): Promise<void> {
     const store = this.#config.store;
     if (store.kind !== 'server') return Promise.resolve();
     const next = this.#writes.then(async () => {
-      const record = await this.load();
-      const previous = this.#sid;
-      if (previous === undefined || (await this.#subject()) !== undefined) return;
-      this.#sid = undefined;
-      this.#key = Promise.resolve(undefined);
-      for (const [provider, tokens] of Object.entries(record)) await this.#writeServer(store, provider, tokens);
-      for (const provider of Object.keys(record)) await guard(() => store.remove(previous, provider));
+      await this.load();
+      const previous = this.#sids.get(provider);
+      if (previous === undefined || this.#subjectKey !== undefined) return;
+      this.#sids.delete(provider);
+      await guard(() => store.remove(previous, provider));
     });
     this.#writes = next.catch(() => undefined);
     return next;
@@ -183,21 +193,43 @@ export class RequestSession {
 
   async #read(): Promise<TokenRecord> {
     const store = this.#config.store;
-    const cookie = await this.#readCookie();
-    if (store.kind === 'cookie') return cookie && 'tokens' in cookie ? cookie.tokens : {};
-    if (cookie && 'sid' in cookie) this.#sid = cookie.sid;
+    const providers = Object.keys(this.#config.providers);
+    if (store.kind === 'cookie') {
+      const record: Record<string, StoredTokens> = {};
+      for (const provider of providers) {
+        const cookie = await this.#readCookie(provider);
+        if (cookie && 'tokens' in cookie) record[provider] = cookie.tokens;
+      }
+      return record;
+    }
     const subject = await this.#subject();
-    const key = subject !== undefined ? `user:${subject}` : this.#sid;
-    this.#key = Promise.resolve(key);
-    if (key === undefined) return {};
-    const sealed = await guard(() => store.get(key, Object.keys(this.#config.providers)));
+    if (subject !== undefined) {
+      this.#subjectKey = `user:${subject}`;
+      return this.#unsealAll(await guard(() => store.get(`user:${subject}`, providers)));
+    }
+    const sealed: Record<string, string> = {};
+    for (const provider of providers) {
+      const cookie = await this.#readCookie(provider);
+      if (!cookie || !('sid' in cookie)) continue;
+      this.#sids.set(provider, cookie.sid);
+      const found = (await guard(() => store.get(cookie.sid, [provider])))[provider];
+      if (found !== undefined) sealed[provider] = found;
+    }
     return this.#unsealAll(sealed);
   }
 
-  async #readCookie(): Promise<CookieRecord | undefined> {
+  /** The cookie a provider's session lives in: `oauth_session-google` (chunked when large). */
+  #cookieName(provider: string): string {
+    return `${this.#config.cookieName}-${provider}`;
+  }
+
+  async #readCookie(provider: string): Promise<CookieRecord | undefined> {
     const { cookies } = this.#source;
-    const sealed = cookies ? readChunked(cookies, this.#config.cookieName) : undefined;
-    return sealed ? this.#sealer.unseal<CookieRecord>(sealed, { cache: true }) : undefined;
+    const sealed = cookies ? readChunked(cookies, this.#cookieName(provider)) : undefined;
+    if (sealed === undefined) return undefined;
+    const record = await this.#sealer.unseal<CookieRecord>(sealed, { cache: true });
+    if (record) this.#chunks.set(provider, chunkCount(sealed)); // an unreadable cookie is overwritten by the next write
+    return record;
   }
 
   async #readEntry(store: ServerTokenStore, key: string, provider: string): Promise<SharedEntry | undefined> {
@@ -223,8 +255,8 @@ export class RequestSession {
       const store = this.#config.store;
       if (store.kind === 'server') {
         if (!persisted) await this.#writeServer(store, provider, tokens);
-        else await this.#renewSidCookie(await this.#key);
-      } else await this.#writeCookie({ tokens: updated }, Object.keys(updated).length === 0);
+        else await this.#renewSidCookie(provider);
+      } else await this.#writeCookie(provider, tokens && { tokens });
       this.#loaded = Promise.resolve(updated);
     });
     this.#writes = next.catch(() => undefined);
@@ -232,30 +264,31 @@ export class RequestSession {
   }
 
   async #writeServer(store: ServerTokenStore, provider: string, tokens: StoredTokens | undefined): Promise<void> {
-    let key = await this.#key;
+    let key = this.#keyOf(provider);
     if (!tokens) {
       if (key !== undefined) await guard(() => store.remove(key as string, provider));
+      if (this.#sids.delete(provider)) await this.#writeCookie(provider, undefined);
       return;
     }
     if (key === undefined) {
-      this.#sid = randomBytes(32).toString('base64url');
-      key = this.#sid;
-      this.#key = Promise.resolve(key);
+      key = randomBytes(32).toString('base64url');
+      this.#sids.set(provider, key);
     }
     await this.#putSealed(store, key, provider, tokens);
-    await this.#renewSidCookie(key);
+    await this.#renewSidCookie(provider);
   }
 
-  /** The session id cookie, written (again) on every write: a session in use never reaches its Max-Age. */
-  async #renewSidCookie(key: string | undefined): Promise<void> {
-    if (this.#sid !== undefined && this.#sid === key) await this.#writeCookie({ sid: this.#sid }, false);
+  /** A provider's session id cookie, written (again) on every write: a session in use never reaches its Max-Age. */
+  async #renewSidCookie(provider: string): Promise<void> {
+    const sid = this.#sids.get(provider);
+    if (sid !== undefined && this.#subjectKey === undefined) await this.#writeCookie(provider, { sid });
   }
 
   /** Writes sealed tokens; fenced (see `writeShared`) when a fenced write of these very tokens is pending. Resolves whether written. */
   async #putSealed(store: ServerTokenStore, key: string, provider: string, tokens: StoredTokens): Promise<boolean> {
     // Every key expires: with the refresh token when the provider says when, else with the session
     // cookie that finds it (renewed on every write), or after the longest lifetime for a user's key.
-    const unknown = key === this.#sid ? this.#config.sessionMaxAgeSeconds : UNKNOWN_LIFETIME_SECONDS;
+    const unknown = key === this.#sids.get(provider) ? this.#config.sessionMaxAgeSeconds : UNKNOWN_LIFETIME_SECONDS;
     const ttl = Math.min(lifetime(tokens) ?? unknown, UNKNOWN_LIFETIME_SECONDS);
     const sealed = await this.#sealer.seal(tokens, ttl, { cache: true });
     const fence = unwritten.get(tokens);
@@ -269,23 +302,36 @@ export class RequestSession {
     return true;
   }
 
-  async #writeCookie(record: CookieRecord, empty: boolean): Promise<void> {
+  /** Writes (or with `undefined`, deletes) a provider's session cookie. */
+  async #writeCookie(provider: string, record: CookieRecord | undefined): Promise<void> {
     const { cookies } = this.#source;
     if (!cookies) return;
-    const sealed = empty ? undefined : await this.#sealer.seal(record, this.#config.sessionMaxAgeSeconds, { cache: true });
+    const sealed = record && (await this.#sealer.seal(record, this.#config.sessionMaxAgeSeconds, { cache: true }));
     const { store } = this.#config;
-    if (sealed && store.kind === 'cookie' && sealed.length > store.maxChunks * CHUNK_SIZE) {
-      throw new OAuthError(
-        'session_too_large',
-        `These tokens need more than ${store.maxChunks} cookies. Keep tokens server-side instead (memoryStore() or redisStore()).`,
-      );
+    if (sealed && store.kind === 'cookie') {
+      // The budget is for all providers together: it is what the Cookie header of every request carries.
+      let others = 0;
+      for (const [name, count] of this.#chunks) if (name !== provider) others += count;
+      if (others + chunkCount(sealed) > store.maxChunks) {
+        throw new OAuthError(
+          'session_too_large',
+          `These tokens need more than ${store.maxChunks} cookies. Keep tokens server-side instead (memoryStore() or redisStore()).`,
+        );
+      }
     }
-    if (!writeChunked(cookies, this.#config.cookieName, sealed, this.#attributes)) {
+    if (sealed === undefined) this.#chunks.delete(provider);
+    else this.#chunks.set(provider, chunkCount(sealed));
+    if (!writeChunked(cookies, this.#cookieName(provider), sealed, this.#attributes)) {
       this.#config.hooks.onError(
         new Error('The session changed after the response head was sent; the new session cookie could not be set.'),
       );
     }
   }
+}
+
+/** How many cookies `writeChunked` makes of a sealed value. */
+function chunkCount(sealed: string): number {
+  return Math.max(1, Math.ceil(sealed.length / CHUNK_SIZE));
 }
 
 /** Whether two copies hold the same tokens (a refresh changes the access token, a rotation the refresh token). */

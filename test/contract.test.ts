@@ -311,10 +311,10 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
     it('treats a tampered session cookie as no session (401 not_connected), never a 500', async () => {
       const agent = await start();
       const callback = await login(agent);
-      const session = cookieHeader(callback).find((c) => c.startsWith('oauth_session='));
-      const value = session?.split(';')[0]?.slice('oauth_session='.length) as string;
+      const session = cookieHeader(callback).find((c) => c.startsWith('oauth_session-op='));
+      const value = session?.split(';')[0]?.slice('oauth_session-op='.length) as string;
       for (const bad of [`${value.slice(0, -4)}AAAA`, 'garbage', 'Fe26.2**x*y*z', '']) {
-        const res = await request(app.server).get('/token/op').set('cookie', `oauth_session=${bad}`).expect(401);
+        const res = await request(app.server).get('/token/op').set('cookie', `oauth_session-op=${bad}`).expect(401);
         expect(res.body.error).toBe('not_connected');
       }
     });
@@ -363,7 +363,7 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
       const issuer = await start(kept);
       await login(issuer);
       const cookie = await cookieOf(issuer);
-      expect(cookie).toContain('oauth_session=');
+      expect(cookie).toContain('oauth_session-op=');
       const second = await another(kept);
       expect(second.oauth.stats).toEqual({ seals: 0, unseals: 0 });
       for (let i = 0; i < 10; i++) {

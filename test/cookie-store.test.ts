@@ -1,10 +1,14 @@
 /**
- * The default cookie store with tokens too big for one cookie: two providers whose access and
- * ID tokens are JWTs. No cookie may exceed 4096 bytes, and shrinking must delete stale chunks.
+ * The default cookie store: each provider's tokens in a cookie of their own, split into chunks when
+ * too big for one. No cookie may exceed 4096 bytes, and shrinking must delete stale chunks.
  */
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cookieStore, createOAuth } from '../src/index.js';
+import { oauth2 } from '../src/providers/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import {
   BASE_URL,
@@ -33,7 +37,7 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
     await app?.close();
   });
 
-  it('splits sealed JWTs over cookies under 4096 bytes, reads and refreshes them, and deletes stale chunks', async () => {
+  it('keeps each provider’s sealed JWTs in a cookie of its own under 4096 bytes, reads and refreshes them, and deletes them at logout', async () => {
     const oauth = createOAuth({ baseUrl: BASE_URL, secret: 's'.repeat(40), providers: { one: provider(), two: provider() } });
     app = await adapter.start(oauth);
     const agent = request.agent(app.server);
@@ -47,7 +51,7 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
     }
     op.accessTokenTtl = 3600;
     for (const line of sessionCookies) expect(Buffer.byteLength(line)).toBeLessThan(4096);
-    expect(sessionCookies.some((line) => line.startsWith('oauth_session.1='))).toBe(true);
+    expect(sessionCookies.filter((line) => /^oauth_session-(one|two)=[^;]/.test(line))).toHaveLength(2);
 
     const one = (await agent.get('/token/one').expect(200)).body;
     const two = (await agent.get('/token/two').expect(200)).body;
@@ -56,7 +60,7 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
     expect(one.accessToken.length).toBeGreaterThan(500);
     expect(two.idToken.split('.')).toHaveLength(3);
     expect(one.accessToken).not.toBe(two.accessToken);
-    // Each refresh rewrote the chunked session without losing the other provider's tokens.
+    // Each refresh rewrote its provider's cookie without losing the other provider's tokens.
     expect((await agent.get('/token/one').expect(200)).body.accessToken).toBe(one.accessToken);
     expect((await agent.get('/token/two').expect(200)).body.accessToken).toBe(two.accessToken);
     expect(op.counts.refresh_token).toBe(2);
@@ -94,4 +98,71 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
     const still = await agent.get('/connected/one').expect(200);
     expect(still.body.connections).toEqual(['one']); // the first login is intact
   });
+
+  it('splits tokens too big for one cookie into chunks under 4096 bytes, and deletes stale chunks when they shrink', async () => {
+    const bulky = await startBulkyProvider();
+    try {
+      const oauth = createOAuth({
+        baseUrl: BASE_URL,
+        secret: 's'.repeat(40),
+        providers: {
+          bulky: oauth2({
+            authorization: `${bulky.origin}/authorize`,
+            token: `${bulky.origin}/token`,
+            clientId: 'bulky',
+            clientSecret: 'bulky-secret-0123456789',
+          }),
+        },
+      });
+      app = await adapter.start(oauth);
+      const agent = request.agent(app.server);
+      const started = await agent.get('/auth/bulky/login').expect(302);
+      const state = new URL(started.headers.location as string).searchParams.get('state') as string;
+      bulky.tokenLength = 6000; // sealed, some 8 KB: three chunks
+      const landed = await agent.get(`/auth/bulky/callback?code=c&state=${state}`).expect(302);
+      const lines = (landed.headers['set-cookie'] as unknown as string[]).filter((l) => l.startsWith('oauth_session-bulky'));
+      expect(lines.map((l) => l.split('=')[0])).toEqual([
+        'oauth_session-bulky.0',
+        'oauth_session-bulky.1',
+        'oauth_session-bulky.2',
+      ]);
+      for (const line of lines) expect(Buffer.byteLength(line)).toBeLessThan(4096);
+      const big = (await agent.get('/token/bulky').expect(200)).body; // the 30 s token is refreshed at first use
+      expect(big.accessToken).toHaveLength(6000);
+
+      bulky.tokenLength = 100; // the next refresh fits one cookie: every chunk goes
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 16_000, shouldAdvanceTime: true });
+      const shrunk = await agent.get('/token/bulky').expect(200);
+      vi.useRealTimers();
+      expect(shrunk.body.accessToken).toHaveLength(100);
+      const written = shrunk.headers['set-cookie'] as unknown as string[];
+      expect(written.filter((l) => /^oauth_session-bulky=[^;]/.test(l))).toHaveLength(1);
+      expect(written.filter((l) => /^oauth_session-bulky\.\d=;/.test(l) && /Max-Age=0/.test(l))).toHaveLength(3);
+      expect((await agent.get('/token/bulky').expect(200)).body.accessToken).toBe(shrunk.body.accessToken);
+    } finally {
+      vi.useRealTimers();
+      await bulky.close();
+    }
+  });
 });
+
+/** A token endpoint whose access tokens are as long as asked: 30 s tokens, one refresh token per grant. */
+async function startBulkyProvider() {
+  const state = { origin: '', tokenLength: 100, close: async () => undefined };
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const body = {
+        access_token: randomBytes(state.tokenLength).toString('base64url').slice(0, state.tokenLength),
+        token_type: 'Bearer',
+        expires_in: 30,
+        refresh_token: 'bulky-refresh-token',
+      };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  state.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  state.close = () => new Promise((resolve) => server.close(() => resolve(undefined)));
+  return state;
+}

@@ -251,7 +251,16 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { arbitrary: fc.integer({ min: 3000, max: 5000 }).map((length): Mutation => ({ kind: 'huge', length })), weight: 1 },
   {
     arbitrary: fc
-      .constantFrom('oauth_session', 'oauth_session.0', 'oauth_session.1', `${TX}0`, `${TX}4`, `${TX}x`, '__proto__')
+      .constantFrom(
+        'oauth_session-op',
+        'oauth_session-op.0',
+        'oauth_session-op.1',
+        'oauth_session',
+        `${TX}0`,
+        `${TX}4`,
+        `${TX}x`,
+        '__proto__',
+      )
       .map((name): Mutation => ({ kind: 'rename', name })),
     weight: 1,
   },
@@ -262,8 +271,9 @@ const cookie: fc.Arbitrary<CookieSpec> = fc.record({
   index: fc.nat(),
   name: fc.oneof(
     fc.constantFrom(
+      'oauth_session-op',
+      'oauth_session-op.0',
       'oauth_session',
-      'oauth_session.0',
       `${TX}0`,
       `${TX}1`,
       `${TX}2`,
@@ -407,7 +417,7 @@ function render(
   for (const c of req.cookies) {
     const real =
       c.source === 'session'
-        ? { name: 'oauth_session', value: req.path.includes('logout') ? material.disposable : material.session }
+        ? { name: 'oauth_session-op', value: req.path.includes('logout') ? material.disposable : material.session }
         : c.source === 'transaction'
           ? transactions[c.index % transactions.length]
           : { name: c.name, value: c.value };
@@ -604,7 +614,7 @@ async function signIn(app: RunningApp, agent: Agent): Promise<string> {
     headers: [['cookie', `${login.name}=${login.value}`]],
   });
   expect(done.status).toBe(302);
-  const session = cookiesOf(done).find(([name]) => name === 'oauth_session')?.[1];
+  const session = cookiesOf(done).find(([name]) => name === 'oauth_session-op')?.[1];
   if (!session) throw new Error('no session cookie after a login');
   return session;
 }

@@ -31,7 +31,7 @@ import {
 
 const APP_SECRET = 'hostile-input-app-secret-0123456789-abcdef';
 const OTHER_SECRET = 'some-other-app-secret-9876543210-zyxwvuts';
-const COOKIE = 'oauth_session'; // over http on 127.0.0.1
+const COOKIE = 'oauth_session-op'; // the provider op's session cookie, over http on 127.0.0.1
 const TX = 'oauth_tx.';
 /** README: "a sixth login in flight for one provider drops the oldest". */
 const MAX_TX_COOKIES = 5;
