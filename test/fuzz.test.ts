@@ -20,11 +20,12 @@
  *   FC_SEED=123456789 npx vitest run test/fuzz.test.ts
  *   FC_SEED=123456789 FC_PATH="42:1:0" npx vitest run test/fuzz.test.ts
  */
-import { Agent, type IncomingHttpHeaders, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOAuth } from '../src/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
+import { type Reply, sendAsWritten } from './support/raw-http.js';
 import {
   BASE_URL,
   CLIENT_SECRET,
@@ -446,44 +447,12 @@ function render(
 // ---------------------------------------------------------------------------------------------
 // The wire.
 
-interface Reply {
-  status: number;
-  statusMessage: string;
-  headers: IncomingHttpHeaders;
-  rawHeaders: string[];
-  body: string;
-}
-
 function send(
   app: RunningApp,
   agent: Agent,
   options: { method: string; path: string; headers: Array<[string, string]>; body?: string | undefined },
 ): Promise<Reply> {
-  const { hostname, port, host } = new URL(app.url);
-  const flat = ['Host', host, ...options.headers.flat()];
-  if (options.body !== undefined) flat.push('Content-Length', String(Buffer.byteLength(options.body)));
-  return new Promise((done, fail) => {
-    const outgoing = httpRequest(
-      { host: hostname, port: Number(port), method: options.method, path: options.path, headers: flat, agent },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () =>
-          done({
-            status: res.statusCode ?? 0,
-            statusMessage: res.statusMessage ?? '',
-            headers: res.headers,
-            rawHeaders: res.rawHeaders,
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-        res.on('error', fail);
-      },
-    );
-    outgoing.on('error', fail);
-    outgoing.setTimeout(15_000, () => outgoing.destroy(new Error('no answer in 15 s')));
-    outgoing.end(options.body);
-  });
+  return sendAsWritten(app.url, { ...options, headers: options.headers.flat(), timeoutMs: 15_000 }, agent);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,12 +14,13 @@
  * to send): supertest and fetch would normalise paths and headers before the server saw them.
  */
 import { randomBytes } from 'node:crypto';
-import { Agent, type IncomingHttpHeaders, request as httpRequest } from 'node:http';
+import { Agent, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { sealData } from 'iron-session';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createOAuth, memoryStore, type OAuthConfig } from '../src/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
+import { type Reply, sendAsWritten } from './support/raw-http.js';
 import {
   BASE_URL,
   CLIENT_SECRET,
@@ -40,14 +41,6 @@ const isTransaction = (name: string) => name.startsWith(TX) || name.startsWith(`
 
 // ---------------------------------------------------------------------------------------------
 // A browser: a cookie jar that sends what matches the path, and applies every Set-Cookie.
-
-interface Reply {
-  status: number;
-  statusMessage: string;
-  headers: IncomingHttpHeaders;
-  rawHeaders: string[];
-  body: string;
-}
 
 interface Req {
   method?: string;
@@ -124,35 +117,12 @@ class Browser {
 const agent = new Agent({ keepAlive: false });
 
 function send(base: string, req: Req, cookie: string): Promise<Reply> {
-  const { hostname, port, host } = new URL(base);
-  const headers: string[] = ['Host', host];
+  const headers: string[] = [];
   const given = Object.entries(req.headers ?? {});
   if (!given.some(([name]) => name.toLowerCase() === 'accept')) headers.push('Accept', 'application/json');
   for (const [name, value] of given) for (const v of [value].flat()) headers.push(name, v);
   if (cookie !== '') headers.push('Cookie', cookie);
-  if (req.body !== undefined) headers.push('Content-Length', String(Buffer.byteLength(req.body)));
-  return new Promise((resolve, reject) => {
-    const outgoing = httpRequest(
-      { host: hostname, port: Number(port), method: req.method ?? 'GET', path: req.path, headers, agent },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            statusMessage: res.statusMessage ?? '',
-            headers: res.headers,
-            rawHeaders: res.rawHeaders,
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    outgoing.on('error', reject);
-    outgoing.setTimeout(10_000, () => outgoing.destroy(new Error(`no answer to ${req.method ?? 'GET'} ${req.path}`)));
-    outgoing.end(req.body);
-  });
+  return sendAsWritten(base, { method: req.method ?? 'GET', path: req.path, headers, body: req.body, timeoutMs: 10_000 }, agent);
 }
 
 /**
