@@ -2,14 +2,12 @@
  * The default cookie store: each provider's tokens in a cookie of their own, split into chunks when
  * too big for one. No cookie may exceed 4096 bytes, and shrinking must delete stale chunks.
  */
-import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cookieStore, createOAuth } from '../src/index.js';
 import { oauth2 } from '../src/providers/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
+import { freshTokens, startTokenEndpoint } from './support/token-endpoint.js';
 import {
   BASE_URL,
   completeLogin,
@@ -100,7 +98,8 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
   });
 
   it('splits tokens too big for one cookie into chunks under 4096 bytes, and deletes stale chunks when they shrink', async () => {
-    const bulky = await startBulkyProvider();
+    const bulky = await startTokenEndpoint();
+    const tokensOf = (length: number) => () => ({ status: 200, body: freshTokens({ length, refreshToken: 'bulky-refresh' }) });
     try {
       const oauth = createOAuth({
         baseUrl: BASE_URL,
@@ -118,7 +117,7 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
       const agent = request.agent(app.server);
       const started = await agent.get('/auth/bulky/login').expect(302);
       const state = new URL(started.headers.location as string).searchParams.get('state') as string;
-      bulky.tokenLength = 6000; // sealed, some 8 KB: three chunks
+      bulky.answer = tokensOf(6000); // sealed, some 8 KB: three chunks
       const landed = await agent.get(`/auth/bulky/callback?code=c&state=${state}`).expect(302);
       const lines = (landed.headers['set-cookie'] as unknown as string[]).filter((l) => l.startsWith('oauth_session-bulky'));
       expect(lines.map((l) => l.split('=')[0])).toEqual([
@@ -130,7 +129,7 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
       const big = (await agent.get('/token/bulky').expect(200)).body; // the 30 s token is refreshed at first use
       expect(big.accessToken).toHaveLength(6000);
 
-      bulky.tokenLength = 100; // the next refresh fits one cookie: every chunk goes
+      bulky.answer = tokensOf(100); // the next refresh fits one cookie: every chunk goes
       vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 16_000, shouldAdvanceTime: true });
       const shrunk = await agent.get('/token/bulky').expect(200);
       vi.useRealTimers();
@@ -145,24 +144,3 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
     }
   });
 });
-
-/** A token endpoint whose access tokens are as long as asked: 30 s tokens, one refresh token per grant. */
-async function startBulkyProvider() {
-  const state = { origin: '', tokenLength: 100, close: async () => undefined };
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const body = {
-        access_token: randomBytes(state.tokenLength).toString('base64url').slice(0, state.tokenLength),
-        token_type: 'Bearer',
-        expires_in: 30,
-        refresh_token: 'bulky-refresh-token',
-      };
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  state.close = () => new Promise((resolve) => server.close(() => resolve(undefined)));
-  return state;
-}

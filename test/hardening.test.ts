@@ -176,6 +176,16 @@ describe.each(adapters)('$name adapter', (adapter) => {
     else expect(res.headers.location).toBe('/auth/op/login?returnTo=%2Fprotected');
   });
 
+  it('treats a client that sends no Accept header as an API client: 401 JSON from a guarded route', async () => {
+    const { url } = await start();
+    const res = await rawRequest(
+      Number(new URL(url).port),
+      'GET /protected HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n',
+    );
+    expect(res).toMatch(/^HTTP\/1\.1 401 /);
+    expect(res).toContain('"error":"not_connected"');
+  });
+
   it('answers a logout with 204 only to a client that accepts JSON, read by its q-values', async () => {
     const { server } = await start();
     await request(server).post('/auth/op/logout').set('accept', 'application/json;q=0, text/html').expect(302);

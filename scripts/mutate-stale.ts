@@ -1,0 +1,25 @@
+// Lists the mutated source files whose text differs from the one the committed mutation report
+// scored (or that it does not know): what `npm run mutate` would test again before the report
+// speaks for the code on this branch. Exit code 1 when any is stale, so CI or a hook can ask.
+import { readdirSync, readFileSync } from 'node:fs';
+
+const reportPath = 'reports/mutation/mutation.json';
+let report: { files: Record<string, { source: string }> };
+try {
+  report = JSON.parse(readFileSync(reportPath, 'utf8'));
+} catch {
+  console.log(`No mutation report at ${reportPath}: run npm run mutate.`);
+  process.exit(1);
+}
+const scored = new Map(Object.entries(report.files).map(([path, file]) => [path.replaceAll('\\', '/'), file.source]));
+// As stryker.config.mjs mutates them: every .ts under src/ and adapters/ but the type-only files.
+const typeOnly = ['src/stores/types.ts', 'src/providers/types.ts'];
+const sources = ['src', 'adapters']
+  .flatMap((dir) => readdirSync(dir, { recursive: true }).map((name) => `${dir}/${String(name).replaceAll('\\', '/')}`))
+  .filter((path) => path.endsWith('.ts') && !typeOnly.includes(path));
+const stale = sources.filter((path) => scored.get(path) !== readFileSync(path, 'utf8')).sort();
+const gone = [...scored.keys()].filter((path) => !sources.includes(path)).sort();
+for (const path of stale) console.log(`stale   ${path}`);
+for (const path of gone) console.log(`removed ${path}`);
+if (stale.length === 0 && gone.length === 0) console.log('The mutation report scores the code as it is.');
+process.exit(stale.length + gone.length > 0 ? 1 : 0);

@@ -1,0 +1,26 @@
+// Mutation testing (`npm run mutate`): small realistic bugs put into src/ and adapters/ one at a
+// time; a mutant that no test kills is a behaviour no test pins. Incremental: a rerun after a
+// small change tests only the mutants it touched. See README, Development.
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: 'vitest',
+  vitest: { configFile: 'vitest.mutate.config.ts' },
+  checkers: ['typescript'],
+  tsconfigFile: 'tsconfig.json',
+  typescriptChecker: { prioritizePerformanceOverAccuracy: true },
+  // Type-only files have nothing to mutate; everything else is mutated.
+  mutate: ['src/**/*.ts', 'adapters/**/*.ts', '!src/stores/types.ts', '!src/providers/types.ts'],
+  coverageAnalysis: 'perTest',
+  // Mutants in module-level constants would need a fresh process per mutant: skipped.
+  ignoreStatic: true,
+  incremental: true,
+  incrementalFile: 'reports/mutation/stryker-incremental.json',
+  reporters: ['json', 'html', 'progress', 'clear-text'],
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
+  concurrency: 2,
+  timeoutMS: 20_000,
+  thresholds: { high: 90, low: 85, break: null },
+  tempDirName: '.stryker-tmp',
+  cleanTempDir: 'always',
+};
