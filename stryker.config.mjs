@@ -19,6 +19,8 @@ export default {
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
   concurrency: 2,
+  // The initial run is the whole in-process suite in one vitest process, with per-test coverage.
+  dryRunTimeoutMinutes: 30,
   timeoutMS: 20_000,
   thresholds: { high: 90, low: 85, break: null },
   tempDirName: '.stryker-tmp',

@@ -11,7 +11,7 @@
 import type { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOAuth, type OAuthConfig } from '../src/index.js';
+import { createOAuth, type OAuthConfig, type ServerTokenStore } from '../src/index.js';
 import { oidc } from '../src/providers/index.js';
 import { type RedisClient, redisStore } from '../src/stores/redis.js';
 import { adapters, type RunningApp } from './support/apps.js';
@@ -107,6 +107,42 @@ describe.each(adapters)('refresh lock on $name', (adapter) => {
     } finally {
       op.reset();
       await Promise.all(instances.map((i) => i.close()));
+    }
+  });
+
+  it('holds the lock of a store that cannot extend it for the slowest refresh: the provider timeout plus 12 s', async () => {
+    const prefix = uniquePrefix('unextended');
+    // A custom store whose lock has no `extend` (as custom stores written before it): the lock
+    // must then outlive the provider's timeout and the store commands after it, from the start.
+    const redis = redisStore({ client: shared, prefix });
+    const store: ServerTokenStore = {
+      kind: 'server',
+      get: (key, providers) => redis.get(key, providers),
+      put: (key, provider, sealed, ttl) => redis.put(key, provider, sealed, ttl),
+      remove: (key, provider) => redis.remove(key, provider),
+      async lock(name, ttlMs) {
+        const held = await redis.lock?.(name, ttlMs);
+        return held && { release: () => held.release() };
+      },
+    };
+    const app = await adapter.start(createOAuth(config(shared, prefix, { store, providers: { op: provider(2) } })));
+    try {
+      const cookie = await login(app);
+      op.tokenDelayMs = 500;
+      const refreshing = request(app.server)
+        .get('/token/op')
+        .set('cookie', cookie)
+        .then((r) => r);
+      await sleep(150); // the lock is held, the provider not yet answered
+      const [lockKey] = await shared.keys(`${prefix}lock:*`);
+      const lockTtl = await shared.pttl(lockKey as string);
+      expect(lockTtl).toBeGreaterThan(13_000); // 2 s + 12 s, less the 150 ms since
+      expect(lockTtl).toBeLessThanOrEqual(14_000);
+      expect((await refreshing).status).toBe(200);
+      expect(op.counts.refresh_token).toBe(1);
+    } finally {
+      op.reset();
+      await app.close();
     }
   });
 
