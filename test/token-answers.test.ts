@@ -5,6 +5,8 @@
  *   kept and sent again at the next refresh;
  * - an https `baseUrl`: the session cookie a login sets is `__Host-`, `Secure`, `HttpOnly`,
  *   `SameSite=Lax`, `Path=/`, without `Domain` (else browsers refuse it and no login sticks);
+ * - which token an RFC 7009 revocation sends: the refresh token (it ends the grant), else the access
+ *   token, each with its `token_type_hint`;
  * - what a preset puts in its code exchange where the real server does not check it (Dropbox Sign's
  *   `state`, which its spec requires and its server is not known to enforce).
  */
@@ -23,7 +25,7 @@ afterAll(async () => {
   await endpoint?.close();
 });
 
-function config(baseUrl: string, store?: TokenStore): OAuthConfig {
+function config(baseUrl: string, store?: TokenStore, revoke = false): OAuthConfig {
   return {
     baseUrl,
     secret: 's'.repeat(40),
@@ -32,6 +34,7 @@ function config(baseUrl: string, store?: TokenStore): OAuthConfig {
       p: oauth2({
         authorization: `${endpoint.origin}/authorize`,
         token: `${endpoint.origin}/token`,
+        ...(revoke ? { revoke: `${endpoint.origin}/revoke` } : {}),
         clientId: 'client',
         clientSecret: 'client-secret-0123456789',
       }),
@@ -72,6 +75,28 @@ describe.each(adapters)('$name adapter', (adapter) => {
       }
     },
   );
+
+  it.each([
+    ['a refresh token', 'rt-kept', 'refresh_token'],
+    ['only an access token', false, 'access_token'],
+  ] as const)('revokes %s at logout (RFC 7009), with its hint', async (_case, refreshToken, hint) => {
+    const app = await adapter.start(createOAuth(config('http://127.0.0.1:3999', undefined, true)));
+    try {
+      endpoint.revocations = [];
+      endpoint.answer = () => ({ status: 200, body: { ...freshTokens({ refreshToken }), expires_in: 3600 } });
+      const browser = request.agent(app.server);
+      const started = await browser.get('/auth/p/login').expect(302);
+      const state = new URL(started.headers.location as string).searchParams.get('state') as string;
+      await browser.get(`/auth/p/callback?code=c&state=${state}`).expect(302);
+      const { accessToken } = (await browser.get('/token/p').expect(200)).body;
+      await browser.post('/auth/p/logout').set('accept', 'application/json').expect(204);
+      const sent = endpoint.revocations.map((r) => [r.params.get('token'), r.params.get('token_type_hint')]);
+      expect(sent).toEqual([[refreshToken || accessToken, hint]]);
+      await browser.get('/token/p').expect(401);
+    } finally {
+      await app.close();
+    }
+  });
 
   it('sends the login’s state with Dropbox Sign’s code exchange, as its spec requires', async () => {
     const app = await adapter.start(

@@ -24,6 +24,8 @@ export interface TokenEndpoint {
   origin: string;
   /** Every token request so far, oldest first. */
   requests: TokenRequest[];
+  /** Every revocation request (RFC 7009, `POST /revoke`) so far, oldest first; each is answered 200. */
+  revocations: TokenRequest[];
   /** What the endpoint answers; replace it at will. Default: fresh 30 s tokens with a new refresh token. */
   answer: (request: TokenRequest) => TokenAnswer;
   close(): Promise<void>;
@@ -48,6 +50,7 @@ export async function startTokenEndpoint(): Promise<TokenEndpoint> {
   const endpoint: TokenEndpoint = {
     origin: '',
     requests: [],
+    revocations: [],
     answer: () => ({ status: 200, body: freshTokens() }),
     close: async () => undefined,
   };
@@ -66,9 +69,13 @@ export async function startTokenEndpoint(): Promise<TokenEndpoint> {
         id_token_signing_alg_values_supported: ['RS256'],
       });
     }
-    if (req.url !== '/token' || req.method !== 'POST') return json(404, { error: 'not_found' });
+    if ((req.url !== '/token' && req.url !== '/revoke') || req.method !== 'POST') return json(404, { error: 'not_found' });
     const body = await text(req);
     const request: TokenRequest = { params: new URLSearchParams(body), body, authorization: req.headers.authorization };
+    if (req.url === '/revoke') {
+      endpoint.revocations.push(request);
+      return res.writeHead(200).end();
+    }
     endpoint.requests.push(request);
     const { status, body: answer } = endpoint.answer(request);
     return json(status, answer);
