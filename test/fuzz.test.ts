@@ -30,6 +30,7 @@ import {
   BASE_URL,
   CLIENT_SECRET,
   completeLogin,
+  onVerifier,
   startAuthorizationServer,
   type TestServer,
   testProvider,
@@ -528,12 +529,7 @@ const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
 beforeAll(async () => {
   op = await startAuthorizationServer(['op', 'other']);
-  const keep = (ctx: { oidc?: { params?: Record<string, unknown> } }) => {
-    const verifier = ctx.oidc?.params?.code_verifier;
-    if (typeof verifier === 'string') verifiers.add(verifier);
-  };
-  op.provider.on('grant.success', keep);
-  op.provider.on('grant.error', keep);
+  onVerifier(op, (verifier) => verifiers.add(verifier));
   for (const adapter of adapters.filter((a) => a.name === 'express' || a.name === 'koa')) {
     const hooks: string[] = [];
     const record = (hook: string) => (payload: unknown) => {

@@ -25,6 +25,7 @@ import {
   BASE_URL,
   CLIENT_SECRET,
   completeLogin,
+  onVerifier,
   startAuthorizationServer,
   type TestServer,
   testProvider,
@@ -1048,12 +1049,7 @@ const codes: string[] = [];
 beforeAll(async () => {
   op = await startAuthorizationServer(['op', 'other']);
   // The PKCE verifiers the library sent, to look for them in every answer.
-  const keep = (ctx: { oidc?: { params?: Record<string, unknown> } }) => {
-    const verifier = ctx.oidc?.params?.code_verifier;
-    if (typeof verifier === 'string') verifiers.push(verifier);
-  };
-  op.provider.on('grant.success', keep);
-  op.provider.on('grant.error', keep);
+  onVerifier(op, (verifier) => verifiers.push(verifier));
 });
 afterAll(async () => {
   await op?.close();

@@ -201,3 +201,16 @@ export async function completeLogin(authorizationUrl: string, options: { user?: 
   }
   throw new Error('login did not come back to the app');
 }
+
+/**
+ * Calls `keep` with every PKCE verifier the server receives at its token endpoint, exchanges that
+ * succeed or fail alike: the secrets a test then looks for in every answer.
+ */
+export function onVerifier(op: TestServer, keep: (verifier: string) => void): void {
+  const record = (ctx: { oidc?: { params?: Record<string, unknown> } }) => {
+    const verifier = ctx.oidc?.params?.code_verifier;
+    if (typeof verifier === 'string') keep(verifier);
+  };
+  op.provider.on('grant.success', record);
+  op.provider.on('grant.error', record);
+}
