@@ -18,7 +18,8 @@ export default {
   reporters: ['json', 'html', 'progress', 'clear-text'],
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
-  concurrency: 2,
+  // Four: most of a mutant's test time is spent waiting (provider timeouts, cooldowns, Redis), not on CPU.
+  concurrency: 4,
   // The initial run is the whole in-process suite in one vitest process, with per-test coverage.
   dryRunTimeoutMinutes: 30,
   timeoutMS: 20_000,

@@ -68,7 +68,9 @@ export class OAuthError extends Error {
   readonly field: string | undefined;
 
   constructor(code: OAuthErrorCode, message: string, options: OAuthErrorOptions = {}) {
-    super(message);
+    // The standard `cause`: own, non-enumerable (a low-level cause may hold a raw Response or
+    // request; logs that serialise the error's own properties leave it out), and absent when none.
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'OAuthError';
     this.code = code;
     this.status = STATUS[code];
@@ -78,11 +80,6 @@ export class OAuthError extends Error {
     this.error = options.error;
     this.errorDescription = options.errorDescription;
     this.field = options.field;
-    // Non-enumerable: a low-level cause may hold a raw Response or request; keep it out of logs
-    // that serialise the error's own properties.
-    if (options.cause !== undefined) {
-      Object.defineProperty(this, 'cause', { value: options.cause, enumerable: false, writable: true });
-    }
   }
 
   /**
@@ -91,11 +88,12 @@ export class OAuthError extends Error {
    * (it may quote what it was sent); the app and the hooks read it from `errorDescription`.
    */
   toJSON(): { error: OAuthErrorCode; message: string; provider?: string; provider_error?: string } {
+    // JSON leaves out the members that are undefined.
     return {
       error: this.code,
       message: this.message,
-      ...(this.provider === undefined ? {} : { provider: this.provider }),
-      ...(this.error !== undefined && REGISTERED_ERRORS.has(this.error) ? { provider_error: this.error } : {}),
+      provider: this.provider,
+      provider_error: REGISTERED_ERRORS.has(this.error ?? '') ? this.error : undefined,
     };
   }
 }
@@ -128,10 +126,11 @@ const REGISTERED_ERRORS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * The same error with every secret of the request it came from (code, PKCE verifier, tokens)
- * taken out of the provider's text, in clear or URL-encoded: a provider may quote what it was sent.
+ * The same error naming the provider it happened with, every secret of the request it came from
+ * (code, PKCE verifier, tokens, client credentials) taken out of the provider's text, in clear or
+ * URL-encoded: a provider may quote what it was sent, as it received it.
  */
-export function withoutSecrets(err: OAuthError, secrets: ReadonlyArray<string | undefined>): OAuthError {
+export function forProvider(err: OAuthError, provider: string, secrets: ReadonlyArray<string | undefined>): OAuthError {
   const redact = (text: string | undefined) => {
     if (text === undefined) return undefined;
     let safe = text;
@@ -141,13 +140,10 @@ export function withoutSecrets(err: OAuthError, secrets: ReadonlyArray<string | 
     }
     return safe;
   };
-  const error = redact(err.error);
-  const errorDescription = redact(err.errorDescription);
-  if (error === err.error && errorDescription === err.errorDescription) return err;
   return new OAuthError(err.code, err.message, {
-    provider: err.provider,
-    error,
-    errorDescription,
+    provider,
+    error: redact(err.error),
+    errorDescription: redact(err.errorDescription),
     field: err.field,
     cause: err.cause,
   });
@@ -156,16 +152,4 @@ export function withoutSecrets(err: OAuthError, secrets: ReadonlyArray<string | 
 /** Whether a value is an OAuthError, also across copies of this package (checks the code). */
 export function isOAuthError(value: unknown): value is OAuthError {
   return value instanceof OAuthError || (value instanceof Error && value.name === 'OAuthError' && 'code' in value);
-}
-
-/** The same error, naming the provider it happened with. */
-export function forProvider(err: OAuthError, provider: string): OAuthError {
-  if (err.provider === provider) return err;
-  return new OAuthError(err.code, err.message, {
-    provider,
-    error: err.error,
-    errorDescription: err.errorDescription,
-    field: err.field,
-    cause: err.cause,
-  });
 }

@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import Negotiator from 'negotiator';
 import * as client from 'openid-client';
 import { type OAuthConfig, type ResolvedConfig, resolveConfig, safeReturnTo } from './config.js';
-import { forProvider, isOAuthError, OAuthError, withoutSecrets } from './errors.js';
+import { forProvider, isOAuthError, OAuthError } from './errors.js';
 import type { LoginChecks, ProviderClient, ProviderDefinition, ProviderTokens } from './providers/types.js';
 import { guard, RequestSession } from './request-session.js';
 import { RequestCookies as Cookies, type RequestCookies, type ResponseCookies, Sealer, type SealStats } from './session.js';
@@ -761,7 +761,7 @@ function checkCallbackParameters(
 
 /** Any failure of a provider call as an OAuthError naming the provider, its text free of `secrets`. */
 function toProviderError(err: unknown, provider: string, secrets: ReadonlyArray<string | undefined>): OAuthError {
-  if (isOAuthError(err)) return withoutSecrets(forProvider(err, provider), secrets);
+  if (isOAuthError(err)) return forProvider(err, provider, secrets);
   return new OAuthError('invalid_response', 'The provider call failed unexpectedly.', { provider, cause: err });
 }
 

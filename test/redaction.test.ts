@@ -86,8 +86,12 @@ describe.each(adapters)('$name adapter', (adapter) => {
       return [...found];
     }
 
+    /** No secret sent, in clear or URL-encoded as the provider received it. */
     function expectNoSecret(where: string) {
-      for (const secret of secretsSent()) expect(where).not.toContain(secret);
+      for (const secret of secretsSent()) {
+        expect(where).not.toContain(secret);
+        expect(where).not.toContain(encodeURIComponent(secret));
+      }
     }
 
     /** A login to the point of the callback: its URL, with a code of our making. */
@@ -118,6 +122,10 @@ describe.each(adapters)('$name adapter', (adapter) => {
         expect(reported).toEqual([expect.objectContaining({ code: 'provider_error', error: 'invalid_grant' })]);
         const [error] = reported as OAuthError[];
         expect(error?.errorDescription).toMatch(/^refused: .*\[redacted\]/);
+        // A summary of the low-level failure, kept off the error's enumerable properties (and so out
+        // of logs that serialise those).
+        expect(error?.cause).toBeInstanceOf(Error);
+        expect(Object.keys(error as object)).not.toContain('cause');
         expectNoSecret(inspect(reported, { depth: 8, showHidden: true }));
       },
     );

@@ -1,0 +1,138 @@
+/**
+ * What an app sees of an OAuthError, through HTTP on every adapter and major: the error handler
+ * renders one thrown by another copy of this package too (an app may bundle two); Koa's own handler
+ * shows the message of every OAuthError but a configuration error (`expose`, as http-errors sets it);
+ * an error's own properties are its documented fields, with no `cause` unless there is one.
+ */
+import { createRequire } from 'node:module';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Koa from 'koa';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as expressAdapter from '../adapters/express/index.js';
+import * as koaAdapter from '../adapters/koa/index.js';
+import { createOAuth, type OAuth, OAuthError } from '../src/index.js';
+import { oauth2 } from '../src/providers/index.js';
+
+const require = createRequire(import.meta.url);
+const frameworks = [
+  { name: 'express', kind: 'express', framework: express },
+  { name: 'express@4', kind: 'express', framework: require('express4') as typeof express },
+  { name: 'koa', kind: 'koa', framework: Koa },
+  { name: 'koa@2', kind: 'koa', framework: require('koa2') as typeof Koa },
+] as const;
+
+/** This package's errors module loaded a second time: what an app holding two copies has. */
+type ErrorsModule = typeof import('../src/errors.js');
+let otherCopy: ErrorsModule;
+beforeAll(async () => {
+  // A module id of its own (the query) gives a second instance; a variable keeps tsc from resolving it.
+  const secondCopy = '../src/errors.ts?another-copy';
+  otherCopy = (await import(/* @vite-ignore */ secondCopy)) as ErrorsModule;
+});
+
+const oauth: OAuth = createOAuth({
+  baseUrl: 'http://127.0.0.1:3999',
+  secret: 'a-test-secret-that-is-long-enough-0123456789',
+  providers: {
+    p: oauth2({
+      authorization: 'https://p.example/authorize',
+      token: 'https://p.example/token',
+      clientId: 'c',
+      clientSecret: 's',
+    }),
+  },
+});
+
+/** The thrown value each route stands for. */
+const thrown: Record<string, () => unknown> = {
+  foreign: () => new otherCopy.OAuthError('not_connected', 'Connect the provider first.', { provider: 'p' }),
+  'named-only': () => Object.assign(new Error('Not ours.'), { name: 'OAuthError' }),
+};
+
+/** Express: the routes, then the adapter's error handler unless `bare`. */
+function expressApp(framework: typeof express, bare: boolean) {
+  const app = framework();
+  app.use(expressAdapter.oauthMiddleware(oauth));
+  app.get('/throw/:what', (req, _res, next) => next(thrown[req.params.what]?.()));
+  app.get('/own-properties', (req, res, next) => {
+    req.oauth.getToken('p').then(
+      () => next(new Error('connected?')),
+      (err: OAuthError) => res.json({ keys: Object.keys(err).sort(), hasCause: 'cause' in err, name: err.name }),
+    );
+  });
+  if (!bare) app.use(expressAdapter.oauthErrorHandler());
+  return app;
+}
+
+/** Koa: the adapter's error handler unless `bare` (Koa's own then answers), then the routes. */
+function koaApp(Framework: typeof Koa, bare: boolean) {
+  const app = new Framework();
+  app.silent = true;
+  if (!bare) app.use(koaAdapter.oauthErrorHandler());
+  app.use(async (ctx, next) => {
+    if (ctx.path === '/guard-without-middleware') return koaAdapter.requireToken('p')(ctx, next);
+    return next();
+  });
+  app.use(koaAdapter.oauthMiddleware(oauth));
+  app.use(async (ctx) => {
+    const [, first, second] = ctx.path.split('/');
+    if (first === 'throw' && second) throw thrown[second]?.();
+    if (first === 'token') ctx.body = await ctx.oauth.getToken('p');
+  });
+  return app.callback();
+}
+
+describe.each(frameworks)('$name', ({ kind, framework }) => {
+  const servers: ReturnType<typeof createServer>[] = [];
+  const start = async (bare: boolean) => {
+    const handler = kind === 'express' ? expressApp(framework as typeof express, bare) : koaApp(framework as typeof Koa, bare);
+    const server = createServer(handler);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+    expect((server.address() as AddressInfo).port).toBeGreaterThan(0);
+    return server;
+  };
+  let app: ReturnType<typeof createServer>;
+  beforeAll(async () => {
+    app = await start(false);
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  });
+
+  it('renders an OAuthError from another copy of the package as its own, by its code', async () => {
+    expect(otherCopy.OAuthError).not.toBe(OAuthError);
+    const res = await request(app).get('/throw/foreign').set('accept', 'application/json').expect(401);
+    expect(res.body).toEqual({ error: 'not_connected', message: 'Connect the provider first.', provider: 'p' });
+    const page = await request(app).get('/throw/foreign').set('accept', 'text/html').expect(401);
+    expect(page.text).toContain('not_connected');
+  });
+
+  it('leaves an error that is only named OAuthError (it has no code) to the app', async () => {
+    const res = await request(app).get('/throw/named-only').set('accept', 'application/json').expect(500);
+    expect(res.text).not.toContain('not_connected');
+  });
+
+  if (kind === 'express') {
+    it('hands the app an error whose own properties are its documented fields, with no cause when there is none', async () => {
+      const res = await request(app).get('/own-properties').expect(200);
+      expect(res.body).toEqual({
+        keys: ['code', 'error', 'errorDescription', 'expose', 'field', 'name', 'provider', 'status'],
+        hasCause: false,
+        name: 'OAuthError',
+      });
+    });
+  } else {
+    it('without the adapter’s error handler, Koa shows an OAuthError’s message but not a configuration error’s', async () => {
+      const bare = await start(true);
+      const notConnected = await request(bare).get('/token').expect(401);
+      expect(notConnected.text).toBe('Not connected to this provider.');
+      const misconfigured = await request(bare).get('/guard-without-middleware').expect(500);
+      expect(misconfigured.text).toBe('Internal Server Error');
+      expect(misconfigured.text).not.toContain('requireToken');
+    });
+  }
+});
