@@ -105,37 +105,51 @@ describe.each(adapters)('redis store on $name', (adapter) => {
 });
 
 describe('tokens keyed by app user', () => {
-  it('survive a new browser, and oauth.tokens(userId) reaches them outside any request', async () => {
-    const oauth = createOAuth(
-      config(shared, uniquePrefix('subject'), { subject: (req: express.Request) => req.header('x-user') ?? undefined }),
-    );
-    const app = express();
-    app.use(oauthMiddleware(oauth));
-    app.get('/token/:provider', async (req, res) => {
-      res.json(await req.oauth.getToken(req.params.provider));
+  it('survive a new browser, oauth.tokens(userId) reaches them outside any request, and they are kept under oauth: by default', async () => {
+    // The one test on the default prefix, outside this run's `test:<run>:` keys that the run
+    // removes at its end: its users are its own (no other test or run has them), and it removes
+    // their keys itself.
+    const tag = uniquePrefix('subject');
+    const [first, second] = [`${tag}u-1`, `${tag}u-2`];
+    const oauth = createOAuth({
+      ...config(shared, tag),
+      store: redisStore({ client: shared, commandTimeoutMs: 500 }),
+      subject: (req: express.Request) => req.header('x-user') ?? undefined,
     });
-    app.use(oauthErrorHandler());
-    const firstBrowser = request.agent(app);
-    const started = await firstBrowser.get('/auth/op/login').set('x-user', 'u-1').expect(302);
-    const callback = await completeLogin(started.headers.location as string, { user: 'ada' });
-    const landed = await firstBrowser
-      .get(callback.pathname + callback.search)
-      .set('x-user', 'u-1')
-      .expect(302);
-    expect(landed.headers['set-cookie']?.toString() ?? '').not.toContain('oauth_session='); // nothing to keep in the browser
+    try {
+      const app = express();
+      app.use(oauthMiddleware(oauth));
+      app.get('/token/:provider', async (req, res) => {
+        res.json(await req.oauth.getToken(req.params.provider));
+      });
+      app.use(oauthErrorHandler());
+      const firstBrowser = request.agent(app);
+      const started = await firstBrowser.get('/auth/op/login').set('x-user', first).expect(302);
+      const callback = await completeLogin(started.headers.location as string, { user: 'ada' });
+      const landed = await firstBrowser
+        .get(callback.pathname + callback.search)
+        .set('x-user', first)
+        .expect(302);
+      expect(landed.headers['set-cookie']?.toString() ?? '').not.toContain('oauth_session='); // nothing to keep in the browser
+      // The user's tokens, under the default prefix and nothing else.
+      expect(await shared.keys(`*user:${tag}*`)).toEqual([`oauth:tokens:{user:${first}}:op`]);
 
-    const secondBrowser = request(app);
-    const token = (await secondBrowser.get('/token/op').set('x-user', 'u-1').expect(200)).body;
-    expect(token.claims.sub).toBe('ada');
-    await request(app).get('/token/op').set('x-user', 'u-2').expect(401);
+      const secondBrowser = request(app);
+      const token = (await secondBrowser.get('/token/op').set('x-user', first).expect(200)).body;
+      expect(token.claims.sub).toBe('ada');
+      await request(app).get('/token/op').set('x-user', second).expect(401);
 
-    op.accessTokenTtl = 3600;
-    const job = await oauth.tokens('u-1').getToken('op');
-    expect(job.accessToken).toBe(token.accessToken);
-    await expect(oauth.tokens('u-2').getToken('op')).rejects.toMatchObject({ code: 'not_connected' });
-    expect(() => createOAuth({ ...config(shared, 'x'), store: undefined, subject: () => 'u' })).toThrow(
-      expect.objectContaining({ code: 'config_invalid', field: 'subject' }),
-    );
+      op.accessTokenTtl = 3600;
+      const job = await oauth.tokens(first).getToken('op');
+      expect(job.accessToken).toBe(token.accessToken);
+      await expect(oauth.tokens(second).getToken('op')).rejects.toMatchObject({ code: 'not_connected' });
+      expect(() => createOAuth({ ...config(shared, 'x'), store: undefined, subject: () => 'u' })).toThrow(
+        expect.objectContaining({ code: 'config_invalid', field: 'subject' }),
+      );
+    } finally {
+      const keys = await shared.keys(`*user:${tag}*`);
+      if (keys.length > 0) await shared.del(...keys);
+    }
   });
 });
 

@@ -7,7 +7,7 @@
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOAuth } from '../src/index.js';
+import { createOAuth, isOAuthError } from '../src/index.js';
 import { redisStore } from '../src/stores/redis.js';
 import { adapters } from './support/apps.js';
 import {
@@ -34,8 +34,11 @@ afterAll(async () => {
   await op?.close();
 });
 
-/** An app on a private Redis, logged in; the session's access token is due (30 s of life, 60 s of skew) when `due`. */
-async function setup(adapter: (typeof adapters)[number], due: boolean) {
+/**
+ * An app on a private Redis, logged in; the session's access token is due (30 s of life, 60 s of
+ * skew) when `due`. `onError` is the app's hook.
+ */
+async function setup(adapter: (typeof adapters)[number], due: boolean, onError?: (error: unknown) => void) {
   const server = await privateRedis();
   // As the README recommends.
   const client = new Redis(server.url, { maxRetriesPerRequest: 1 });
@@ -46,6 +49,7 @@ async function setup(adapter: (typeof adapters)[number], due: boolean) {
       secret: SECRET,
       store: redisStore({ client, prefix: uniquePrefix('outage') }),
       providers: { op: testProvider(op) },
+      ...(onError ? { hooks: { onError } } : {}),
     }),
   );
   const agent = request.agent(app.server);
@@ -56,7 +60,15 @@ async function setup(adapter: (typeof adapters)[number], due: boolean) {
   op.accessTokenTtl = 3600;
   return {
     server,
+    client,
     agent,
+    /** A new browser's login, done at the provider; makes its callback when called. */
+    async loginUpToCallback() {
+      const browser = request.agent(app.server);
+      const begun = await browser.get('/auth/op/login').expect(302);
+      const back = await completeLogin(begun.headers.location as string);
+      return () => browser.get(back.pathname + back.search);
+    },
     /** Ends Redis after `afterMs` while `/token/op` is in flight; the answer, and how long after the outage it came. */
     async tokenDuring(outage: Outage, afterMs: number) {
       const pending = agent.get('/token/op').then((r) => r);
@@ -108,6 +120,39 @@ describe.each(adapters)('a request in flight when Redis dies, on $name', (adapte
       expect(waitedMs).toBeLessThan(BOUND_MS.kill);
     } finally {
       busy.disconnect();
+      await app.close();
+    }
+  });
+});
+
+describe('an operator, when Redis fails', () => {
+  // The store's words, the same on every framework: one adapter is enough.
+  const [adapter] = adapters;
+
+  it('reads in hooks.onError why the store is unavailable: Redis silent, then not waited for again, then gone', async () => {
+    // What the operator reads is the `cause` of the store_unavailable error (its own message names
+    // no host): the one place that tells a Redis that does not answer from one that is gone.
+    const causes: string[] = [];
+    const app = await setup(adapter!, false, (error) => {
+      if (isOAuthError(error) && error.code === 'store_unavailable') causes.push((error.cause as Error).message);
+    });
+    try {
+      // Logins whose callbacks, each a token write, come once Redis fails.
+      const callbacks = [await app.loginUpToCallback(), await app.loginUpToCallback(), await app.loginUpToCallback()];
+      app.server.freeze();
+      expect((await callbacks[0]!()).status).toBe(503); // waits out the store's timeout (2 s by default)
+      expect((await callbacks[1]!()).status).toBe(503); // at once: within that timeout again
+      await app.server.kill();
+      // Until the client has seen the connection close, a command would still be sent to it.
+      const deadline = Date.now() + 2000;
+      while (app.client.status !== 'reconnecting' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect((await callbacks[2]!()).status).toBe(503);
+      expect(causes).toEqual([
+        'Redis did not answer within 2000 ms',
+        'Redis did not answer within 2000 ms a moment ago.',
+        'Redis is not connected (the client is reconnecting).',
+      ]);
+    } finally {
       await app.close();
     }
   });
