@@ -38,8 +38,9 @@ export class Sealer {
   async seal<T extends object>(data: T, ttlSeconds: number, options: { cache: boolean }): Promise<string> {
     const envelope: Envelope<T> = { exp: nowSeconds() + ttlSeconds, data: deepFreeze(data) };
     this.stats.seals++;
-    // iron-session's own ttl is a second, independent expiry check (with a minute of slack).
-    const sealed = await sealData(envelope, { password: this.#password, ttl: ttlSeconds + 60 });
+    // iron-session's own ttl is a second, independent expiry check. It allows a minute of clock
+    // skew past it, so it never ends a value before `exp` does.
+    const sealed = await sealData(envelope, { password: this.#password, ttl: ttlSeconds });
     if (options.cache) this.#cache.set(sealed, envelope);
     return sealed;
   }
@@ -53,8 +54,8 @@ export class Sealer {
       if (!pending) {
         this.stats.unseals++;
         pending = this.#unsealUncached<T>(sealed).then((opened) => {
-          if (!opened) return undefined;
-          deepFreeze(opened);
+          // A value that does not unseal is never kept (lru-cache's set of undefined is a delete):
+          // hostile values take no room from sessions.
           if (options.cache) this.#cache.set(sealed, opened);
           return opened;
         });
@@ -70,12 +71,14 @@ export class Sealer {
   }
 
   async #unsealUncached<T>(sealed: string): Promise<Envelope<T> | undefined> {
-    try {
-      const value = await unsealData<Partial<Envelope<T>>>(sealed, { password: this.#password, ttl: 0 });
-      return typeof value.exp === 'number' && value.data !== undefined ? (value as Envelope<T>) : undefined;
-    } catch {
-      return undefined;
-    }
+    // iron-session answers {} for a tampered, expired or unknown-password seal, and throws for some
+    // malformed ones (a wrong prefix, a non-numeric expiry).
+    const value = await unsealData<Partial<Envelope<T>>>(sealed, { password: this.#password, ttl: 0 }).catch(
+      (): Partial<Envelope<T>> => ({}),
+    );
+    // Without our expiry it is not ours (the app's own seals, made with the same secret). One with an
+    // expiry but no data reads as no data, like a value that does not unseal.
+    return typeof value.exp === 'number' ? deepFreeze(value as Envelope<T>) : undefined;
   }
 }
 
@@ -84,9 +87,10 @@ export function nowSeconds(): number {
 }
 
 function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+  // Primitives, null and undefined count as frozen: only objects are walked.
+  if (!Object.isFrozen(value)) {
     Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
+    for (const child of Object.values(value as object)) deepFreeze(child);
   }
   return value;
 }
@@ -191,22 +195,19 @@ export function writeChunked(
   value: string | undefined,
   attributes: CookieAttributes,
 ): boolean {
-  const chunks: string[] = [];
-  if (value !== undefined && value.length > CHUNK_SIZE) {
-    for (let i = 0; i < value.length; i += CHUNK_SIZE) chunks.push(value.slice(i, i + CHUNK_SIZE));
-  }
-  const written = new Set<string>();
+  const writes = pieces(name, value);
   let ok = true;
-  if (value !== undefined && chunks.length === 0) {
-    ok = cookies.set(name, value, attributes);
-    written.add(name);
-  } else {
-    chunks.forEach((chunk, i) => {
-      ok = cookies.set(`${name}.${i}`, chunk, attributes) && ok;
-      written.add(`${name}.${i}`);
-    });
-  }
+  for (const [n, piece] of writes) ok = cookies.set(n, piece, attributes) && ok;
+  const written = new Set(writes.map(([n]) => n));
   const stale = cookies.names().filter((n) => (n === name || n.startsWith(`${name}.`)) && !written.has(n));
   for (const n of stale) ok = cookies.set(n, undefined, attributes) && ok;
   return ok;
+}
+
+/** The cookies a value takes, name and value: none to delete it, one when it fits, else `count` numbered chunks. */
+function pieces(name: string, value: string | undefined): Array<[string, string]> {
+  if (value === undefined) return [];
+  const count = Math.ceil(value.length / CHUNK_SIZE);
+  if (count <= 1) return [[name, value]];
+  return Array.from({ length: count }, (_, i) => [`${name}.${i}`, value.slice(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE)]);
 }
