@@ -170,7 +170,8 @@ export class RefreshCoordinator {
   readonly #inflight = new Map<string, Promise<StoredTokens>>();
   readonly #successors = new LRUCache<string, StoredTokens>({
     maxSize: SUCCESSOR_MEMORY_BYTES,
-    sizeCalculation: approximateBytes,
+    // The tokens' JSON length: what they take, near enough, for a budget in megabytes.
+    sizeCalculation: (tokens) => JSON.stringify(tokens).length,
     ttl: SUCCESSOR_TTL_MS,
   });
 
@@ -243,12 +244,6 @@ export class RefreshCoordinator {
 /** The provider failed or answered nonsense (not a refusal of the grant, not our store). */
 function isProviderTrouble(err: unknown): boolean {
   return isOAuthError(err) && (err.code === 'provider_unavailable' || err.code === 'invalid_response');
-}
-
-function approximateBytes(tokens: StoredTokens): number {
-  const text = (value: string | undefined) => value?.length ?? 0;
-  const extras = Object.keys(tokens.extras).length === 0 ? 0 : JSON.stringify(tokens.extras).length;
-  return 200 + text(tokens.accessToken) + text(tokens.refreshToken) + text(tokens.idToken) + text(tokens.scope) + extras;
 }
 
 // Keyed by a hash: a token itself never becomes a map key that could show in a heap dump summary or log.

@@ -49,8 +49,18 @@ const oauth: OAuth = createOAuth({
 /** The thrown value each route stands for. */
 const thrown: Record<string, () => unknown> = {
   foreign: () => new otherCopy.OAuthError('not_connected', 'Connect the provider first.', { provider: 'p' }),
+  // Thrown by another copy too, so that its message can be one no error of ours has: it is escaped.
+  'foreign-markup': () => new otherCopy.OAuthError('access_denied', 'A <b>"bold"</b> & \'quoted\' refusal.'),
+  unavailable: () => new OAuthError('provider_unavailable', 'The provider could not be reached.'),
+  misconfigured: () => new OAuthError('config_invalid', 'Invalid configuration: providers.p.clientId is missing.'),
+  // Not OAuthErrors, though each looks like one in a way: the app's own handler gets them.
   'named-only': () => Object.assign(new Error('Not ours.'), { name: 'OAuthError' }),
+  'app-error': () => Object.assign(new Error('Slow down.'), { code: 'rate_limited', status: 429 }),
+  'plain-object': () => ({ name: 'OAuthError', code: 'not_connected', status: 401, message: 'Not an Error.' }),
 };
+
+/** The app's own error handler, after the adapter's: what the adapter leaves alone ends here. */
+const APP_HANDLER_STATUS = 418;
 
 /** Express: the routes, then the adapter's error handler unless `bare`. */
 function expressApp(framework: typeof express, bare: boolean) {
@@ -64,6 +74,9 @@ function expressApp(framework: typeof express, bare: boolean) {
     );
   });
   if (!bare) app.use(expressAdapter.oauthErrorHandler());
+  app.use((_err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    res.status(APP_HANDLER_STATUS).json({ handledBy: 'app' });
+  });
   return app;
 }
 
@@ -71,7 +84,17 @@ function expressApp(framework: typeof express, bare: boolean) {
 function koaApp(Framework: typeof Koa, bare: boolean) {
   const app = new Framework();
   app.silent = true;
-  if (!bare) app.use(koaAdapter.oauthErrorHandler());
+  if (!bare) {
+    app.use(async (ctx, next) => {
+      try {
+        await next();
+      } catch {
+        ctx.status = APP_HANDLER_STATUS;
+        ctx.body = { handledBy: 'app' };
+      }
+    });
+    app.use(koaAdapter.oauthErrorHandler());
+  }
   app.use(async (ctx, next) => {
     if (ctx.path === '/guard-without-middleware') return koaAdapter.requireToken('p')(ctx, next);
     return next();
@@ -111,9 +134,24 @@ describe.each(frameworks)('$name', ({ kind, framework }) => {
     expect(page.text).toContain('not_connected');
   });
 
-  it('leaves an error that is only named OAuthError (it has no code) to the app', async () => {
-    const res = await request(app).get('/throw/named-only').set('accept', 'application/json').expect(500);
-    expect(res.text).not.toContain('not_connected');
+  it.each(['named-only', 'app-error', 'plain-object'])(
+    'leaves what only looks like an OAuthError (%s) to the app’s own handler',
+    async (what) => {
+      const res = await request(app).get(`/throw/${what}`).set('accept', 'application/json').expect(APP_HANDLER_STATUS);
+      expect(res.body).toEqual({ handledBy: 'app' });
+    },
+  );
+
+  it('titles a browser’s error page by the kind of failure, and escapes the message', async () => {
+    const refused = await request(app).get('/throw/foreign-markup').set('accept', 'text/html').expect(403);
+    expect(refused.text).toContain('<title>Sign-in failed</title>');
+    expect(refused.text).toContain('<p>A &#60;b&#62;&#34;bold&#34;&#60;/b&#62; &#38; &#39;quoted&#39; refusal.</p>');
+    const unavailable = await request(app).get('/throw/unavailable').set('accept', 'text/html').expect(503);
+    expect(unavailable.text).toContain('<title>Sign-in is unavailable</title>');
+    expect(unavailable.text).toContain('<h1>Sign-in is unavailable</h1>');
+    // Exactly 500 is the provider's side too: the page does not blame the user.
+    const misconfigured = await request(app).get('/throw/misconfigured').set('accept', 'text/html').expect(500);
+    expect(misconfigured.text).toContain('<title>Sign-in is unavailable</title>');
   });
 
   if (kind === 'express') {
