@@ -67,7 +67,8 @@ export function importedTokens(input: Extract<ImportedTokens, { accessToken: str
   }
   for (const field of ['expiresAt', 'refreshExpiresAt'] as const) {
     const value = input[field];
-    if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < 1e9 || value > 1e11)) {
+    // Number.isInteger is false for anything that is not a number.
+    if (value !== undefined && (!Number.isInteger(value) || value < 1e9 || value > 1e11)) {
       throw problem(field, 'must be epoch seconds');
     }
   }
@@ -213,9 +214,8 @@ export class RefreshCoordinator {
     if (running) return running;
     const cooling = this.#cooldowns.get(k);
     if (cooling && cooling.until > Date.now()) {
-      const error = new OAuthError('provider_unavailable', 'The provider failed a moment ago; the refresh is retried shortly.', {
-        provider,
-      });
+      // The caller names the provider (forProvider), as for every error of a refresh.
+      const error = new OAuthError('provider_unavailable', 'The provider failed a moment ago; the refresh is retried shortly.');
       cooldownErrors.add(error);
       return Promise.reject(error);
     }

@@ -8,14 +8,18 @@
  * - which token an RFC 7009 revocation sends: the refresh token (it ends the grant), else the access
  *   token, each with its `token_type_hint`;
  * - what a preset puts in its code exchange where the real server does not check it (Dropbox Sign's
- *   `state`, which its spec requires and its server is not known to enforce).
+ *   `state`, which its spec requires and its server is not known to enforce);
+ * - a provider that hands out the same tokens at every login: a logout does not end the next login;
+ * - an answer without `expires_in`: the token never expires, so it is never refreshed;
+ * - a refresh answer without `scope`: the login's scope is kept (RFC 6749 §5.1: unchanged);
+ * - the refresh cooldown after a nonsense answer (as after an outage), and none after a refusal.
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createOAuth, memoryStore, type OAuthConfig, type TokenStore } from '../src/index.js';
 import { dropboxSign, oauth2 } from '../src/providers/index.js';
 import { adapters } from './support/apps.js';
-import { freshTokens, startTokenEndpoint, type TokenEndpoint } from './support/token-endpoint.js';
+import { freshTokens, startTokenEndpoint, type TokenEndpoint, type TokenRequest } from './support/token-endpoint.js';
 
 let endpoint: TokenEndpoint;
 beforeAll(async () => {
@@ -40,6 +44,21 @@ function config(baseUrl: string, store?: TokenStore, revoke = false): OAuthConfi
       }),
     },
   };
+}
+
+/** Logs a new browser in at `p`, with whatever the endpoint answers now. */
+async function logIn(browser: request.Agent): Promise<void> {
+  const started = await browser.get('/auth/p/login').expect(302);
+  const state = new URL(started.headers.location as string).searchParams.get('state') as string;
+  await browser.get(`/auth/p/callback?code=c&state=${state}`).expect(302);
+}
+
+const grantOf = (r: TokenRequest) => r.params.get('grant_type');
+const refreshesSoFar = () => endpoint.requests.filter((r) => grantOf(r) === 'refresh_token').length;
+
+/** Moves the clock `seconds` ahead (Date only; real time keeps running), for tokens to expire without waiting. */
+function advance(seconds: number): void {
+  vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + seconds * 1000, shouldAdvanceTime: true });
 }
 
 const cookiesOf = (res: request.Response) => (res.headers['set-cookie'] as unknown as string[] | undefined) ?? [];
@@ -156,4 +175,163 @@ describe.each(adapters)('$name adapter', (adapter) => {
       }
     },
   );
+
+  it.each([
+    ['cookie', undefined],
+    ['memory', memoryStore()],
+  ] as const)(
+    'lets a login in again after a logout when the provider hands out the same tokens (%s store)',
+    async (_name, store) => {
+      const app = await adapter.start(createOAuth(config('http://127.0.0.1:3999', store)));
+      try {
+        const same = {
+          access_token: 'at-always-the-same',
+          token_type: 'Bearer',
+          expires_in: 3600,
+          refresh_token: 'rt-always-the-same',
+        };
+        endpoint.answer = () => ({ status: 200, body: same });
+        const browser = request.agent(app.server);
+        await logIn(browser);
+        expect((await browser.get('/token/p').expect(200)).body.accessToken).toBe(same.access_token);
+        await browser.post('/auth/p/logout').set('accept', 'application/json').expect(204);
+        await browser.get('/token/p').set('accept', 'application/json').expect(401);
+        await logIn(browser);
+        expect((await browser.get('/token/p').expect(200)).body.accessToken).toBe(same.access_token);
+        await browser.post('/disconnect/p').expect(204);
+        await browser.get('/token/p').set('accept', 'application/json').expect(401);
+        await logIn(browser);
+        expect((await browser.get('/token/p').expect(200)).body.accessToken).toBe(same.access_token);
+      } finally {
+        await app.close();
+      }
+    },
+  );
+
+  it('never refreshes a token the provider gave no lifetime (no expires_in)', async () => {
+    const app = await adapter.start(createOAuth(config('http://127.0.0.1:3999', memoryStore())));
+    try {
+      endpoint.requests = [];
+      endpoint.answer = () => ({
+        status: 200,
+        body: { access_token: 'at-forever', token_type: 'Bearer', refresh_token: 'rt-forever' },
+      });
+      const browser = request.agent(app.server);
+      await logIn(browser);
+      for (let i = 0; i < 3; i++) {
+        const { body } = await browser.get('/token/p').expect(200);
+        expect(body.accessToken).toBe('at-forever');
+        expect(body.expiresAt).toBeUndefined();
+      }
+      advance(120); // past any skew: still nothing due
+      expect((await browser.get('/token/p').expect(200)).body.accessToken).toBe('at-forever');
+      expect(endpoint.requests.map(grantOf)).toEqual(['authorization_code']);
+    } finally {
+      vi.useRealTimers();
+      await app.close();
+    }
+  });
+
+  it('keeps the login’s scope when a refresh answer has none, and takes a refresh answer’s own scope', async () => {
+    const app = await adapter.start(createOAuth(config('http://127.0.0.1:3999', memoryStore())));
+    try {
+      // The login's 30 s tokens are due at first use: getToken refreshes at once.
+      const refreshScope = new Map([
+        ['rt-scope-kept', undefined],
+        ['rt-scope-changed', 'read'],
+      ]);
+      endpoint.answer = (req) => {
+        if (grantOf(req) === 'authorization_code') {
+          const refreshToken = req.params.get('code') === 'kept' ? 'rt-scope-kept' : 'rt-scope-changed';
+          return { status: 200, body: { ...freshTokens({ refreshToken }), scope: 'read write' } };
+        }
+        const scope = refreshScope.get(req.params.get('refresh_token') ?? '');
+        return { status: 200, body: { ...freshTokens({ refreshToken: false }), expires_in: 3600, ...(scope ? { scope } : {}) } };
+      };
+      const scopes: Record<string, unknown> = {};
+      for (const code of ['kept', 'changed']) {
+        const browser = request.agent(app.server);
+        const started = await browser.get('/auth/p/login').expect(302);
+        const state = new URL(started.headers.location as string).searchParams.get('state') as string;
+        await browser.get(`/auth/p/callback?code=${code}&state=${state}`).expect(302);
+        const before = refreshesSoFar();
+        scopes[code] = (await browser.get('/token/p').expect(200)).body.scope;
+        expect(refreshesSoFar()).toBe(before + 1);
+      }
+      expect(scopes).toEqual({ kept: 'read write', changed: 'read' });
+    } finally {
+      await app.close();
+    }
+  });
 });
+
+// The cooldown lives in the core: the newest Express and Koa suffice.
+describe.each(adapters.filter(({ name }) => name === 'express' || name === 'koa'))(
+  '$name adapter: refresh cooldown',
+  (adapter) => {
+    it.each([
+      ['503 (an outage)', { status: 503, body: { error: 'temporarily_unavailable' } }, '503 provider_unavailable'],
+      [
+        '200 without access_token (nonsense)',
+        { status: 200, body: { token_type: 'Bearer', expires_in: 3600 } },
+        '502 invalid_response',
+      ],
+    ] as const)(
+      'after a failed refresh of an expired token, %s, answers 503 without asking the provider again',
+      async (_case, failure, first) => {
+        const app = await adapter.start(createOAuth(config('http://127.0.0.1:3999', memoryStore())));
+        try {
+          endpoint.answer = () => ({ status: 200, body: freshTokens() });
+          const browser = request.agent(app.server);
+          await logIn(browser);
+          advance(60); // the login's 30 s token is expired
+          endpoint.answer = () => failure;
+          const before = refreshesSoFar();
+          const failed = await browser.get('/token/p').set('accept', 'application/json');
+          expect(`${failed.status} ${failed.body.error}`).toBe(first);
+          expect(refreshesSoFar()).toBe(before + 1);
+          const cooling = await browser.get('/token/p').set('accept', 'application/json');
+          expect(cooling.status).toBe(503);
+          expect(cooling.body).toEqual({
+            error: 'provider_unavailable',
+            message: 'The provider failed a moment ago; the refresh is retried shortly.',
+            provider: 'p',
+          });
+          expect(refreshesSoFar()).toBe(before + 1);
+        } finally {
+          vi.useRealTimers();
+          await app.close();
+        }
+      },
+    );
+
+    it('starts no cooldown after a refusal: the next login’s refresh asks the provider at once', async () => {
+      const app = await adapter.start(createOAuth(config('http://127.0.0.1:3999', memoryStore())));
+      try {
+        // The same refresh token at both logins: a cooldown of the refused one would hold the next.
+        const login = () => ({ status: 200, body: freshTokens({ refreshToken: 'rt-refused-then-again' }) });
+        endpoint.answer = login;
+        const browser = request.agent(app.server);
+        await logIn(browser);
+        advance(60);
+        endpoint.answer = (req) =>
+          grantOf(req) === 'refresh_token' ? { status: 400, body: { error: 'invalid_grant' } } : login();
+        const before = refreshesSoFar();
+        const refused = await browser.get('/token/p').set('accept', 'application/json');
+        expect(`${refused.status} ${refused.body.error}`).toBe('401 reauth_required');
+        expect(refreshesSoFar()).toBe(before + 1);
+
+        // Due at first use (30 s, within the 60 s skew), still valid: a cooldown would serve it without asking.
+        await logIn(browser);
+        endpoint.answer = (req) =>
+          grantOf(req) === 'refresh_token' ? { status: 200, body: { ...freshTokens(), expires_in: 3600 } } : login();
+        const refreshed = await browser.get('/token/p').set('accept', 'application/json');
+        expect(refreshed.status).toBe(200);
+        expect(refreshesSoFar()).toBe(before + 2);
+      } finally {
+        vi.useRealTimers();
+        await app.close();
+      }
+    });
+  },
+);

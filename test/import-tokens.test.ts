@@ -1,0 +1,111 @@
+/**
+ * `importTokens` with fields (tokens the app obtained without a browser login): each malformed
+ * field is told at once as `config_invalid`, naming the field, and nothing is stored; the edges of
+ * what is accepted (epoch seconds from 1e9 to 1e11 inclusive) are accepted; and a valid import is
+ * what `getToken` then gives over HTTP, on every adapter, with `Bearer` when no type was given.
+ */
+import request from 'supertest';
+import { describe, expect, it } from 'vitest';
+import { createOAuth, memoryStore, OAuthError, type OAuth } from '../src/index.js';
+import { oauth2 } from '../src/providers/index.js';
+import { adapters } from './support/apps.js';
+
+function oauthWithStore(): OAuth {
+  return createOAuth({
+    baseUrl: 'http://127.0.0.1:3999',
+    secret: 's'.repeat(40),
+    store: memoryStore(),
+    // The app's own user, as its authentication knows it (here a header, for the test).
+    subject: (req) => (req as { headers: Record<string, string | undefined> }).headers['x-user'],
+    providers: {
+      // Never called: imported tokens that are not due need no provider.
+      p: oauth2({
+        authorization: 'http://127.0.0.1:9/authorize',
+        token: 'http://127.0.0.1:9/token',
+        clientId: 'client',
+        clientSecret: 'client-secret-0123456789',
+      }),
+    },
+  });
+}
+
+const FAR = 4_000_000_000; // 2096: never due
+
+type Fields = Record<string, unknown>;
+const TEXT = 'must be a non-empty string';
+const EPOCH = 'must be epoch seconds';
+
+const BAD: Array<[string, Fields, string, string]> = [
+  ['accessToken empty', { accessToken: '' }, 'accessToken', TEXT],
+  ['accessToken missing', {}, 'accessToken', TEXT],
+  ['accessToken a number', { accessToken: 42 }, 'accessToken', TEXT],
+  ...(['tokenType', 'refreshToken', 'scope'] as const).flatMap((field): Array<[string, Fields, string, string]> => [
+    [`${field} empty`, { accessToken: 'a', [field]: '' }, field, TEXT],
+    [`${field} a number`, { accessToken: 'a', [field]: 7 }, field, TEXT],
+    [`${field} null`, { accessToken: 'a', [field]: null }, field, TEXT],
+  ]),
+  ...(['expiresAt', 'refreshExpiresAt'] as const).flatMap((field): Array<[string, Fields, string, string]> => [
+    [`${field} 1e9 - 1`, { accessToken: 'a', [field]: 1e9 - 1 }, field, EPOCH],
+    [`${field} 1e11 + 1`, { accessToken: 'a', [field]: 1e11 + 1 }, field, EPOCH],
+    [`${field} milliseconds`, { accessToken: 'a', [field]: 1_700_000_000_000 }, field, EPOCH],
+    [`${field} 1.5e9 + 0.5`, { accessToken: 'a', [field]: 1.5e9 + 0.5 }, field, EPOCH],
+    [`${field} a numeric string`, { accessToken: 'a', [field]: '1700000000' }, field, EPOCH],
+    [`${field} NaN`, { accessToken: 'a', [field]: Number.NaN }, field, EPOCH],
+    [`${field} null`, { accessToken: 'a', [field]: null }, field, EPOCH],
+  ]),
+];
+
+const GOOD: Array<[string, Fields]> = [
+  ['only an access token', { accessToken: 'a' }],
+  ...(['expiresAt', 'refreshExpiresAt'] as const).flatMap((field): Array<[string, Fields]> => [
+    [`${field} 1e9`, { accessToken: 'a', [field]: 1e9 }],
+    [`${field} 1e11`, { accessToken: 'a', [field]: 1e11 }],
+    [`${field} 1700000000`, { accessToken: 'a', [field]: 1_700_000_000 }],
+  ]),
+  ['every field', { accessToken: 'a', tokenType: 'DPoP', refreshToken: 'r', scope: 's', expiresAt: FAR, refreshExpiresAt: FAR }],
+];
+
+describe('importTokens with fields', () => {
+  it.each(BAD)('refuses %s: config_invalid naming the field, nothing stored', async (_case, fields, field, why) => {
+    const user = oauthWithStore().tokens('ada');
+    const refused = await user.importTokens('p', fields as never).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(OAuthError);
+    expect(refused).toMatchObject({
+      code: 'config_invalid',
+      message: `Imported tokens: ${field} ${why}.`,
+      field: `tokens.${field}`,
+    });
+    expect(await user.isConnected('p')).toBe(false);
+  });
+
+  it.each(GOOD)('accepts %s', async (_case, fields) => {
+    const user = oauthWithStore().tokens('ada');
+    await expect(user.importTokens('p', fields as never)).resolves.toBeUndefined();
+    expect(await user.isConnected('p')).toBe(true);
+  });
+});
+
+describe.each(adapters)('$name adapter', (adapter) => {
+  it('serves imported tokens through getToken, Bearer when no type was given', async () => {
+    const oauth = oauthWithStore();
+    const app = await adapter.start(oauth);
+    try {
+      await oauth
+        .tokens('ada')
+        .importTokens('p', { accessToken: 'at-ada', refreshToken: 'rt-ada', scope: 'read write', expiresAt: FAR });
+      await oauth
+        .tokens('bob')
+        .importTokens('p', { accessToken: 'at-bob', tokenType: 'MAC', expiresAt: FAR, refreshExpiresAt: FAR });
+      const ada = await request(app.server).get('/token/p').set('x-user', 'ada').expect(200);
+      expect(ada.body).toEqual({ accessToken: 'at-ada', tokenType: 'Bearer', expiresAt: FAR, scope: 'read write', extras: {} });
+      const bob = await request(app.server).get('/token/p').set('x-user', 'bob').expect(200);
+      expect(bob.body).toEqual({ accessToken: 'at-bob', tokenType: 'MAC', expiresAt: FAR, extras: {} });
+      await request(app.server).get('/token/p').set('x-user', 'cyd').set('accept', 'application/json').expect(401);
+    } finally {
+      await app.close();
+    }
+  });
+});
