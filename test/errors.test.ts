@@ -4,7 +4,6 @@
  * shows the message of every OAuthError but a configuration error (`expose`, as http-errors sets it);
  * an error's own properties are its documented fields, with no `cause` unless there is one.
  */
-import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -15,14 +14,7 @@ import * as expressAdapter from '../adapters/express/index.js';
 import * as koaAdapter from '../adapters/koa/index.js';
 import { createOAuth, type OAuth, OAuthError } from '../src/index.js';
 import { oauth2 } from '../src/providers/index.js';
-
-const require = createRequire(import.meta.url);
-const frameworks = [
-  { name: 'express', kind: 'express', framework: express },
-  { name: 'express@4', kind: 'express', framework: require('express4') as typeof express },
-  { name: 'koa', kind: 'koa', framework: Koa },
-  { name: 'koa@2', kind: 'koa', framework: require('koa2') as typeof Koa },
-] as const;
+import { frameworks } from './support/apps.js';
 
 /** This package's errors module loaded a second time: what an app holding two copies has. */
 type ErrorsModule = typeof import('../src/errors.js');

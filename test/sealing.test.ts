@@ -14,7 +14,6 @@
  * - after the response head is sent, a refresh still hands out its token and a logout still ends,
  *   and `onError` says the session cookie could not be written.
  */
-import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:http';
 import express from 'express';
 import { sealData } from 'iron-session';
@@ -25,7 +24,7 @@ import * as expressAdapter from '../adapters/express/index.js';
 import * as koaAdapter from '../adapters/koa/index.js';
 import { createOAuth, type OAuth, type OAuthConfig, type OAuthContext } from '../src/index.js';
 import { oauth2 } from '../src/providers/index.js';
-import { adapters, type RunningApp } from './support/apps.js';
+import { adapters, frameworks, type RunningApp } from './support/apps.js';
 import { freshTokens, startTokenEndpoint, type TokenAnswer, type TokenEndpoint } from './support/token-endpoint.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
@@ -223,13 +222,6 @@ describe.each(adapters)('$name adapter', (adapter) => {
 
 // Routes the shared test app does not have: a response streamed before the token is asked for,
 // and an app that tries to change what getToken returned.
-const require = createRequire(import.meta.url);
-const frameworks = [
-  { name: 'express', kind: 'express', framework: express },
-  { name: 'express@4', kind: 'express', framework: require('express4') as typeof express },
-  { name: 'koa', kind: 'koa', framework: Koa },
-  { name: 'koa@2', kind: 'koa', framework: require('koa2') as typeof Koa },
-] as const;
 
 /** What a route does with the request's `oauth`; its answer, as text. */
 async function act(oauth: OAuthContext, action: string): Promise<string> {

@@ -177,6 +177,19 @@ const allAdapters: Adapter[] = [
  */
 export const adapters: Adapter[] = selectAdapters(process.env.OAUTH_TEST_ADAPTERS);
 
+/**
+ * The frameworks themselves, for suites whose apps need routes of their own: named as in `adapters`,
+ * and selected by OAUTH_TEST_ADAPTERS as they are.
+ */
+export const frameworks = (
+  [
+    { name: 'express', kind: 'express', framework: express },
+    { name: 'express@4', kind: 'express', framework: express4 },
+    { name: 'koa', kind: 'koa', framework: Koa },
+    { name: 'koa@2', kind: 'koa', framework: Koa2 },
+  ] as const
+).filter(({ name }) => adapters.some((adapter) => adapter.name === name));
+
 function selectAdapters(names: string | undefined): Adapter[] {
   if (!names) return allAdapters;
   const wanted = names.split(',').map((name) => name.trim());
