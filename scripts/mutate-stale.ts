@@ -1,6 +1,6 @@
 // Lists the mutated source files whose text differs from the one the committed mutation report
-// scored (or that it does not know): what `npm run mutate` would test again before the report
-// speaks for the code on this branch. Exit code 1 when any is stale, so CI or a hook can ask.
+// scored (stale), or that it has not scored yet (unscored): what `npm run mutate` must test before
+// the report speaks for the code on this branch. Exit code 1 when any is listed, so CI or a hook can ask.
 import { readdirSync, readFileSync } from 'node:fs';
 
 const reportPath = 'reports/mutation/mutation.json';
@@ -17,9 +17,11 @@ const typeOnly = ['src/stores/types.ts', 'src/providers/types.ts'];
 const sources = ['src', 'adapters']
   .flatMap((dir) => readdirSync(dir, { recursive: true }).map((name) => `${dir}/${String(name).replaceAll('\\', '/')}`))
   .filter((path) => path.endsWith('.ts') && !typeOnly.includes(path));
-const stale = sources.filter((path) => scored.get(path) !== readFileSync(path, 'utf8')).sort();
+const unscored = sources.filter((path) => !scored.has(path)).sort();
+const stale = sources.filter((path) => scored.has(path) && scored.get(path) !== readFileSync(path, 'utf8')).sort();
 const gone = [...scored.keys()].filter((path) => !sources.includes(path)).sort();
-for (const path of stale) console.log(`stale   ${path}`);
-for (const path of gone) console.log(`removed ${path}`);
-if (stale.length === 0 && gone.length === 0) console.log('The mutation report scores the code as it is.');
-process.exit(stale.length + gone.length > 0 ? 1 : 0);
+for (const path of stale) console.log(`stale    ${path}`);
+for (const path of unscored) console.log(`unscored ${path}`);
+for (const path of gone) console.log(`removed  ${path}`);
+if (stale.length + unscored.length + gone.length === 0) console.log('The mutation report scores the code as it is.');
+process.exit(stale.length + unscored.length + gone.length > 0 ? 1 : 0);
