@@ -47,10 +47,10 @@ function config(baseUrl: string, store?: TokenStore, revoke = false): OAuthConfi
 }
 
 /** Logs a new browser in at `p`, with whatever the endpoint answers now. */
-async function logIn(browser: request.Agent): Promise<void> {
+async function logIn(browser: request.Agent, code = 'c'): Promise<void> {
   const started = await browser.get('/auth/p/login').expect(302);
   const state = new URL(started.headers.location as string).searchParams.get('state') as string;
-  await browser.get(`/auth/p/callback?code=c&state=${state}`).expect(302);
+  await browser.get(`/auth/p/callback?code=${code}&state=${state}`).expect(302);
 }
 
 const grantOf = (r: TokenRequest) => r.params.get('grant_type');
@@ -251,9 +251,7 @@ describe.each(adapters)('$name adapter', (adapter) => {
       const scopes: Record<string, unknown> = {};
       for (const code of ['kept', 'changed']) {
         const browser = request.agent(app.server);
-        const started = await browser.get('/auth/p/login').expect(302);
-        const state = new URL(started.headers.location as string).searchParams.get('state') as string;
-        await browser.get(`/auth/p/callback?code=${code}&state=${state}`).expect(302);
+        await logIn(browser, code);
         const before = refreshesSoFar();
         scopes[code] = (await browser.get('/token/p').expect(200)).body.scope;
         expect(refreshesSoFar()).toBe(before + 1);
