@@ -425,11 +425,14 @@ export function createOAuth(input: OAuthConfig): OAuth {
     const lease = Math.max(1000, timeoutMs / 2);
     // Waiters outlast the slowest live holder, and a crashed one: its lock expires, and one of them takes over.
     const deadline = Date.now() + lockTtl + 5000;
+    // The caller names the provider (forProvider), as for every error of a refresh.
     const ended = () =>
-      new OAuthError('provider_error', 'The login ended while waiting for its refresh.', {
-        provider: name,
-        error: 'invalid_grant',
-      });
+      new OAuthError(
+        'provider_error',
+        // Stryker disable next-line StringLiteral: never shown: renew() answers reauth_required, with its own message
+        'The login ended while waiting for its refresh.',
+        { error: 'invalid_grant' },
+      );
     for (let attempt = 0; ; attempt++) {
       const held = await guard(() => lock(`refresh:${name}:${key}`, lockTtl));
       if (held) {
@@ -445,6 +448,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
           }, delayMs);
           renewal.unref();
         };
+        // Stryker disable next-line ConditionalExpression: without `extend`, a renewal calls nothing and stops
         if (held.extend) renew(0);
         let storeAnswers = false;
         try {
@@ -453,8 +457,10 @@ export function createOAuth(input: OAuthConfig): OAuth {
           const stored = read?.tokens;
           if (!read || !stored) throw ended(); // logged out meanwhile (another instance): never bring it back
           if (replaced(stored, tokens)) return fromStore(stored, key);
+          // Never `stored` itself: the provider's new tokens, or a sibling's found after an
+          // invalid_grant (which replaced these; the fence on `read.sealed` leaves them as they are).
           const fresh = await providerRefresh(name, tokens, refreshToken, session);
-          if (fresh !== stored) storeAnswers = await writeRefreshed(session, key, name, fresh, read.sealed);
+          storeAnswers = await writeRefreshed(session, key, name, fresh, read.sealed);
           return fresh;
         } finally {
           working = false;
@@ -469,7 +475,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       if (!stored) throw ended();
       if (replaced(stored, tokens)) return fromStore(stored, key);
       if (Date.now() > deadline) {
-        throw new OAuthError('provider_unavailable', 'Another instance is still refreshing this token.', { provider: name });
+        throw new OAuthError('provider_unavailable', 'Another instance is still refreshing this token.');
       }
     }
   }
@@ -536,7 +542,8 @@ export function createOAuth(input: OAuthConfig): OAuth {
   }
 
   function tokens(subject: string): OAuthContext {
-    if (!config.subject || config.store.kind !== 'server') {
+    // A subject comes with a server-side store: resolveConfig refuses it with the cookie store.
+    if (!config.subject) {
       throw new OAuthError('config_invalid', 'oauth.tokens() needs the subject option and a server-side store.', {
         field: 'subject',
       });
