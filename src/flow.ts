@@ -743,7 +743,8 @@ function checkCallbackParameters(
   provider: ProviderDefinition,
 ): void {
   const invalid = (why: string) => new OAuthError('invalid_callback', why, { provider: name });
-  for (const param of ['code', 'iss', 'error', 'state']) {
+  // A repeated `state` never gets here: readTransaction matches exactly one.
+  for (const param of ['code', 'iss', 'error']) {
     if (query.getAll(param).length > 1) throw invalid(`The callback repeats the ${param} parameter.`);
   }
   const iss = query.get('iss');

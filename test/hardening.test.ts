@@ -237,11 +237,23 @@ describe.each(adapters)('$name adapter', (adapter) => {
     expect(res.body.error).toBe('cross_site_request'); // the origin a logout must come from is baseUrl's
   });
 
-  it('never shares one key between visitors when subject gives an empty id', async () => {
-    const { server } = await start({ store: memoryStore(), subject: () => '' });
+  it.each([
+    ['an empty string', ''],
+    ['NaN', Number.NaN],
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['an object', { id: 'ada' }],
+  ])('never shares one key between visitors when subject gives %s', async (_, id) => {
+    const { server } = await start({ store: memoryStore(), subject: () => id as string });
     await signIn(server);
     // A second browser, with no cookie of the first: not connected.
     await request(server).get('/token/op').expect(401);
+  });
+
+  it('takes a finite number from subject as the user id: the same user in any browser', async () => {
+    const { server } = await start({ store: memoryStore(), subject: () => 42 as unknown as string });
+    await signIn(server);
+    await request(server).get('/token/op').expect(200);
+    expect(await oauth.tokens('42').isConnected('op')).toBe(true);
   });
 });
 
