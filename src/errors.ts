@@ -128,7 +128,9 @@ const REGISTERED_ERRORS: ReadonlySet<string> = new Set([
 /**
  * The same error naming the provider it happened with, every secret of the request it came from
  * (code, PKCE verifier, tokens, client credentials) taken out of the provider's text, in clear or
- * URL-encoded: a provider may quote what it was sent, as it received it.
+ * URL-encoded: a provider may quote what it was sent, as it received it. The one place provider
+ * text is redacted, and cut to 300 characters only then: cut first, a secret across the cut would
+ * leave a piece no redaction finds.
  */
 export function forProvider(err: OAuthError, provider: string, secrets: ReadonlyArray<string | undefined>): OAuthError {
   const redact = (text: string | undefined) => {
@@ -138,7 +140,7 @@ export function forProvider(err: OAuthError, provider: string, secrets: Readonly
       if (!secret) continue;
       for (const form of new Set([secret, encodeURIComponent(secret)])) safe = safe.split(form).join('[redacted]');
     }
-    return safe;
+    return safe.slice(0, 300);
   };
   return new OAuthError(err.code, err.message, {
     provider,

@@ -21,10 +21,18 @@ const USER = 'alice';
 /** The request as a provider might quote it: the form body and the Authorization header. */
 const quoted = (request: TokenRequest) => `${request.body} ${request.authorization ?? ''}`;
 
-/** Signs in (`ok`), or refuses quoting the whole request, decoded (`echo`) or as sent (`echo-encoded`). */
-function echoing(endpoint: TokenEndpoint, mode: 'ok' | 'echo' | 'echo-encoded') {
+/**
+ * Signs in (`ok`), or refuses quoting the whole request, decoded (`echo`) or as sent (`echo-encoded`),
+ * or quoting only the code or refresh token after 290 characters (`cut`): across the 300 characters a
+ * description is cut to.
+ */
+function echoing(endpoint: TokenEndpoint, mode: 'ok' | 'echo' | 'echo-encoded' | 'cut') {
   endpoint.answer = (request) => {
     if (mode === 'ok') return { status: 200, body: freshTokens() };
+    if (mode === 'cut') {
+      const secret = request.params.get('code') ?? request.params.get('refresh_token');
+      return { status: 400, body: { error: 'invalid_grant', error_description: `${'.'.repeat(290)}${secret}` } };
+    }
     const text = mode === 'echo' ? decodeURIComponent(quoted(request).replace(/\+/g, ' ')) : quoted(request);
     return { status: 400, body: { error: 'invalid_grant', error_description: `refused: ${text}` } };
   };
@@ -154,6 +162,25 @@ describe.each(adapters)('$name adapter', (adapter) => {
       expect((thrown as OAuthError).errorDescription).toMatch(/^refused: .*\[redacted\]/);
       expectNoSecret(inspect(thrown, { depth: 8, showHidden: true }));
       expectNoSecret(inspect(reported, { depth: 8, showHidden: true }));
+    });
+
+    it('takes a quoted code or refresh token out before cutting a long description, so that no piece of it is left', async () => {
+      // Cut to 300 first, the secret would leave its first ten characters behind.
+      const cut = `${'.'.repeat(290)}[redacted]`;
+      echoing(echo, 'ok');
+      const agent = request.agent(app.server);
+      await agent.get(await callbackFor(agent, 'a-good-code')).expect(302);
+      echoing(echo, 'cut');
+      const thrown = await oauth
+        .tokens(USER)
+        .getToken('p')
+        .catch((err: unknown) => err);
+      expect(echo.requests.at(-1)?.params.get('refresh_token')).toMatch(/^rt-\d+$/);
+      expect(thrown).toMatchObject({ code: 'reauth_required', errorDescription: cut });
+
+      reported.length = 0;
+      await agent.get(await callbackFor(agent, 'a-code-that-would-be-cut-0123456789')).expect(502);
+      expect(reported).toEqual([expect.objectContaining({ code: 'provider_error', errorDescription: cut })]);
     });
   });
 });

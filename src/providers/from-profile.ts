@@ -225,7 +225,7 @@ function recovery(
         error: 'invalid_grant',
       });
     }
-    return call(() => recoverTokens(wire, url, timeoutSeconds), [wire.clientSecret]);
+    return call(() => recoverTokens(wire, url, timeoutSeconds));
   };
 }
 
@@ -291,8 +291,7 @@ function fillFromExtras(template: string, extras: Readonly<Record<string, unknow
 
 /** The profile's token-info request, with the app's headers, its network failures translated. */
 function tokenInfo(spec: TokenInfoProfile, url: string, options: PresetOptions, timeoutSeconds: number) {
-  return (accessToken: string) =>
-    call(() => readTokenInfo(spec, { url, accessToken, headers: options.headers, timeoutSeconds }), [options.clientSecret]);
+  return (accessToken: string) => call(() => readTokenInfo(spec, { url, accessToken, headers: options.headers, timeoutSeconds }));
 }
 
 /**

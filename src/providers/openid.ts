@@ -63,7 +63,7 @@ export interface OpenIdSettings {
   noRefresh?: boolean | undefined;
   /** A revocation that is not RFC 7009 (or undefined: RFC 7009 when the server has an endpoint). */
   revoke?: ProviderClient['revoke'];
-  /** Redacted from any provider message kept in an error (the client secret). */
+  /** The client secret, in every form its requests carry it: the flow redacts them from provider messages. */
   secrets?: ReadonlyArray<string | undefined> | undefined;
   /** Mints new tokens for a grant whose refresh token was refused (see `ProviderClient.recover`): RFC 6749 JSON. */
   recover?: ((extras: Readonly<Record<string, unknown>>) => Promise<unknown>) | undefined;
@@ -125,7 +125,7 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
       ? async ({ accessToken, refreshToken }: { accessToken: string; refreshToken?: string | undefined }) => {
           // Revoking the refresh token ends the grant (RFC 7009 §2.1); an access token alone is all some grants have.
           const [token, hint] = refreshToken ? [refreshToken, 'refresh_token'] : [accessToken, 'access_token'];
-          await call(() => client.tokenRevocation(config, token, { token_type_hint: hint }), settings.secrets);
+          await call(() => client.tokenRevocation(config, token, { token_type_hint: hint }));
         }
       : undefined);
 
@@ -154,21 +154,19 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
     },
 
     async exchangeCode(callbackUrl: URL, _redirectUri: string, checks: LoginChecks): Promise<ProviderTokens> {
-      const response = await call(
-        () =>
-          client.authorizationCodeGrant(
-            config,
-            callbackUrl,
-            {
-              // A provider that may not echo state was bound by the transaction cookie instead (see the flow).
-              expectedState: callbackUrl.searchParams.has('state') ? checks.state : client.skipStateCheck,
-              pkceCodeVerifier: checks.codeVerifier,
-              expectedNonce: checks.nonce,
-              idTokenExpected: checks.nonce !== undefined,
-            },
-            settings.sendState ? { state: checks.state } : undefined,
-          ),
-        settings.secrets,
+      const response = await call(() =>
+        client.authorizationCodeGrant(
+          config,
+          callbackUrl,
+          {
+            // A provider that may not echo state was bound by the transaction cookie instead (see the flow).
+            expectedState: callbackUrl.searchParams.has('state') ? checks.state : client.skipStateCheck,
+            pkceCodeVerifier: checks.codeVerifier,
+            expectedNonce: checks.nonce,
+            idTokenExpected: checks.nonce !== undefined,
+          },
+          settings.sendState ? { state: checks.state } : undefined,
+        ),
       );
       return normalise(checked(response));
     },
@@ -177,7 +175,7 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
       if (settings.noRefresh) {
         throw new OAuthError('provider_error', 'The provider has no refresh grant.', { error: 'invalid_grant' });
       }
-      return normalise(checked(await call(() => client.refreshTokenGrant(config, refreshToken), settings.secrets)));
+      return normalise(checked(await call(() => client.refreshTokenGrant(config, refreshToken))));
     },
 
     readTokens(answer: unknown): ProviderTokens {
@@ -259,13 +257,14 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /**
  * Runs one openid-client call and translates its failures. The provider name is added by the
- * flow (a provider file does not know the name it was configured under).
+ * flow (a provider file does not know the name it was configured under), and so is redaction:
+ * the flow knows every secret of the request (see `forProvider`).
  */
-export async function call<T>(run: () => Promise<T>, secrets: ReadonlyArray<string | undefined> = []): Promise<T> {
+export async function call<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    throw translateClientError(err, secrets);
+    throw translateClientError(err);
   }
 }
 
@@ -279,7 +278,7 @@ export async function call<T>(run: () => Promise<T>, secrets: ReadonlyArray<stri
  * chain tells them from a body that came whole and is not JSON (a SyntaxError): that one, like any
  * complete answer that fails validation, is `invalid_response`.
  */
-export function translateClientError(err: unknown, secrets: ReadonlyArray<string | undefined> = []): OAuthError {
+export function translateClientError(err: unknown): OAuthError {
   if (err instanceof OAuthError) return err;
   // Thrown inside a custom fetch (a profile's dialect), it comes back wrapped by openid-client.
   if (err instanceof client.ClientError && err.cause instanceof OAuthError) return err.cause;
@@ -288,7 +287,7 @@ export function translateClientError(err: unknown, secrets: ReadonlyArray<string
     if (err.status === 429) return new OAuthError('provider_unavailable', 'The provider is rate limiting.', { cause });
     return new OAuthError('provider_error', 'The provider refused the request.', {
       error: err.error,
-      errorDescription: redact(err.error_description, secrets),
+      errorDescription: err.error_description,
       cause,
     });
   }
@@ -297,7 +296,7 @@ export function translateClientError(err: unknown, secrets: ReadonlyArray<string
     const parameters = err.cause[0]?.parameters;
     return new OAuthError('provider_error', 'The provider refused the client credentials.', {
       error: parameters?.error ?? 'invalid_client',
-      errorDescription: redact(parameters?.error_description, secrets),
+      errorDescription: parameters?.error_description,
       cause,
     });
   }
@@ -384,10 +383,4 @@ function summary(err: unknown): Error {
     link.name === 'AbortError';
   const parts = [describe(first as Error, true), ...rest.map((link) => describe(link, safeMessage(link)))];
   return new Error(parts.join(' <- '));
-}
-
-function redact(text: string | undefined, secrets: ReadonlyArray<string | undefined>): string | undefined {
-  let safe = text;
-  for (const secret of secrets) if (safe !== undefined && secret) safe = safe.split(secret).join('[redacted]');
-  return safe?.slice(0, 300);
 }

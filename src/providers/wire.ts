@@ -45,10 +45,9 @@ export function dialectFetch(settings: WireSettings): CustomFetch {
     const refreshing = params.get('grant_type') === 'refresh_token';
     const spec = refreshing ? refreshProfile : profile.token;
     const target = refreshing ? settings.urls.refresh : settings.urls.token;
-    const secrets = [settings.clientSecret, params.get('code'), params.get('refresh_token')];
     const response = await fetch(target, { ...init, ...encodeRequest(spec, params, settings) });
     const shape = (refreshing ? profile.refreshResponse : undefined) ?? profile.response ?? {};
-    return standardResponse(response, shape, profile, secrets);
+    return standardResponse(response, shape, profile);
   };
 }
 
@@ -62,7 +61,7 @@ export async function recoverTokens(settings: WireSettings, url: string, timeout
   const request = encodeRequest(spec, new URLSearchParams(), settings);
   const response = await fetch(url, { method: 'POST', ...request, signal: AbortSignal.timeout(timeoutSeconds * 1000) });
   const shape = profile.refreshResponse ?? profile.response ?? {};
-  const standard = await standardResponse(response, shape, profile, [settings.clientSecret]);
+  const standard = await standardResponse(response, shape, profile);
   const json = (await standard.json().catch(() => undefined)) as { error?: string; error_description?: string } | undefined;
   if (standard.ok) return json;
   if (standard.status === 429 || standard.status >= 500) {
@@ -167,13 +166,11 @@ export function basicCredentials(clientId: string, clientSecret: string): string
   return `Basic ${btoa(`${formEncode(clientId)}:${formEncode(clientSecret)}`)}`;
 }
 
-/** The provider's answer, re-expressed as RFC 6749 JSON for openid-client. */
-async function standardResponse(
-  response: Response,
-  shape: TokenResponseProfile,
-  profile: ProviderProfile,
-  secrets: Array<string | null | undefined>,
-): Promise<Response> {
+/**
+ * The provider's answer, re-expressed as RFC 6749 JSON for openid-client. An error's description is
+ * kept as the provider wrote it: the flow takes the request's secrets out (see `forProvider`).
+ */
+async function standardResponse(response: Response, shape: TokenResponseProfile, profile: ProviderProfile): Promise<Response> {
   const text = await response.text();
   const json = parseJson(text);
   if (!isObject(json)) {
@@ -191,7 +188,7 @@ async function standardResponse(
     const found = error ?? { error: response.status >= 500 ? 'server_error' : 'invalid_request' };
     const code = profile.errors?.classify?.(status, found) ?? profile.errors?.aliases?.[found.error] ?? found.error;
     // No WWW-Authenticate header here: openid-client would read a 401 challenge instead of the body.
-    return jsonResponse(status, { error: code, error_description: redact(found.description, secrets) });
+    return jsonResponse(status, { error: code, error_description: found.description });
   }
   return jsonResponse(200, tokenBody(root, accessToken, shape));
 }
@@ -306,13 +303,6 @@ function readError(
   if (isObject(first)) return { error: text(first.code) ?? 'error', description: text(first.title) ?? text(first.detail) };
   if (json.status === 'error' || json.ok === false) return { error: 'error', description: text(json.message) };
   return undefined;
-}
-
-function redact(description: string | undefined, secrets: Array<string | null | undefined>): string | undefined {
-  if (description === undefined) return undefined;
-  let safe = description;
-  for (const secret of secrets) if (secret) safe = safe.split(secret).join('[redacted]');
-  return safe.slice(0, 300);
 }
 
 /** The value at a dot-path; a numeric segment indexes an array (`errors.0.code`). */
