@@ -74,9 +74,9 @@ export function fromProfile(
   const tokenInfoUrl = fill(options.endpoints?.tokenInfo ?? profile.tokenInfo?.url);
   const scopes = options.scopes ?? defaults.scopes ?? [];
   const pkce = profile.authorization.pkce ?? true;
-  const needsSecret = [profile.token.clientAuth, profile.refresh ? profile.refresh.clientAuth : undefined].some(
-    (a) => a?.in !== 'none',
-  );
+  // A refresh sends the token request's credentials unless the profile says otherwise.
+  const refreshAuth = profile.refresh ? (profile.refresh.clientAuth ?? profile.token.clientAuth) : profile.token.clientAuth;
+  const needsSecret = [profile.token.clientAuth, refreshAuth].some((auth) => auth?.in !== 'none');
   let ready: ProviderClient | undefined;
 
   return {

@@ -1,10 +1,12 @@
 /**
  * A local OAuth 2.0 token endpoint whose answers a test writes, for what no real server does on
  * demand: tokens of a chosen length, a refresh answer without `refresh_token`, an error that quotes
- * the request. It also serves a discovery document (for `oidc()`), and records every token request.
- * Pair it with `oauth2({ authorization: `${origin}/authorize`, token: `${origin}/token`, ... })`.
+ * the request, a provider's own dialect. It also serves a discovery document (for `oidc()`), and
+ * records every request. Pair it with `oauth2({ authorization: `${origin}/authorize`, token:
+ * `${origin}/token`, ... })`, or a profile whose token URLs are under `${origin}/token` (any path and
+ * query), whose revocation URL is under `${origin}/revoke`, and whose token-info URL is `${origin}/info`.
  */
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface TokenRequest {
@@ -13,21 +15,33 @@ export interface TokenRequest {
   /** The raw body, as sent. */
   body: string;
   authorization: string | undefined;
+  method: string;
+  /** Path and query, as sent. */
+  url: string;
+  headers: IncomingHttpHeaders;
 }
 
 export interface TokenAnswer {
   status: number;
+  /** Sent as JSON, unless `contentType` is given: then as it is (a string). */
   body: unknown;
+  contentType?: string;
 }
 
 export interface TokenEndpoint {
   origin: string;
   /** Every token request so far, oldest first. */
   requests: TokenRequest[];
-  /** Every revocation request (RFC 7009, `POST /revoke`) so far, oldest first; each is answered 200. */
+  /** Every revocation request (any method under `/revoke`) so far, oldest first. */
   revocations: TokenRequest[];
+  /** Every token-info request (`GET /info`) so far, oldest first. */
+  infoRequests: TokenRequest[];
   /** What the endpoint answers; replace it at will. Default: fresh 30 s tokens with a new refresh token. */
   answer: (request: TokenRequest) => TokenAnswer;
+  /** What a revocation gets. Default: 200, no body. */
+  revokeAnswer: (request: TokenRequest) => TokenAnswer;
+  /** What a token-info request gets. Default: 404. */
+  infoAnswer: (request: TokenRequest) => TokenAnswer;
   close(): Promise<void>;
 }
 
@@ -51,7 +65,10 @@ export async function startTokenEndpoint(): Promise<TokenEndpoint> {
     origin: '',
     requests: [],
     revocations: [],
+    infoRequests: [],
     answer: () => ({ status: 200, body: freshTokens() }),
+    revokeAnswer: () => ({ status: 200, body: '', contentType: 'text/plain' }),
+    infoAnswer: () => ({ status: 404, body: { error: 'not_found' } }),
     close: async () => undefined,
   };
   const server = createServer(async (req, res) => {
@@ -69,16 +86,32 @@ export async function startTokenEndpoint(): Promise<TokenEndpoint> {
         id_token_signing_alg_values_supported: ['RS256'],
       });
     }
-    if ((req.url !== '/token' && req.url !== '/revoke') || req.method !== 'POST') return json(404, { error: 'not_found' });
+    const url = req.url ?? '/';
+    const path = new URL(url, 'http://endpoint').pathname;
     const body = await text(req);
-    const request: TokenRequest = { params: new URLSearchParams(body), body, authorization: req.headers.authorization };
-    if (req.url === '/revoke') {
+    const request: TokenRequest = {
+      params: new URLSearchParams(body),
+      body,
+      authorization: req.headers.authorization,
+      method: req.method ?? 'GET',
+      url,
+      headers: req.headers,
+    };
+    const send = ({ status, body: answer, contentType }: TokenAnswer) => {
+      if (contentType === undefined) return json(status, answer);
+      return res.writeHead(status, { 'content-type': contentType }).end(answer as string);
+    };
+    if (path.startsWith('/revoke')) {
       endpoint.revocations.push(request);
-      return res.writeHead(200).end();
+      return send(endpoint.revokeAnswer(request));
     }
+    if (path === '/info' && req.method === 'GET') {
+      endpoint.infoRequests.push(request);
+      return send(endpoint.infoAnswer(request));
+    }
+    if (!path.startsWith('/token') || req.method !== 'POST') return json(404, { error: 'not_found' });
     endpoint.requests.push(request);
-    const { status, body: answer } = endpoint.answer(request);
-    return json(status, answer);
+    return send(endpoint.answer(request));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   endpoint.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

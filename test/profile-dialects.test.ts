@@ -1,0 +1,466 @@
+/**
+ * A provider's dialect, as a profile describes it, on the wire and back, against a local endpoint
+ * that records every request and answers what each test writes (test/support/token-endpoint.ts),
+ * on every adapter: where the client credentials and the code go, which fields are left out, how
+ * an RFC 7009 revocation authenticates; how a token answer is read (token types openid-client would
+ * refuse, empty or mistyped fields, expiries in every unit, fields kept as extras and fields not);
+ * how an error is read from each shape seen in the wild; what a token-info request adds, and what a
+ * revocation that needs it does when it fails; a refused refresh's recovery request.
+ */
+import request from 'supertest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createOAuth, memoryStore, type OAuth, OAuthError, type TokenSet } from '../src/index.js';
+import { fromProfile, type PresetOptions, type ProviderProfile } from '../src/providers/index.js';
+import { adapters, type RunningApp } from './support/apps.js';
+import { freshTokens, startTokenEndpoint, type TokenAnswer, type TokenEndpoint } from './support/token-endpoint.js';
+
+const CLIENT_ID = 'dialect client:1';
+const CLIENT_SECRET = 'dialect-client-secret-0123456789';
+const USER = 'alice';
+
+let endpoint: TokenEndpoint;
+beforeAll(async () => {
+  endpoint = await startTokenEndpoint();
+});
+afterAll(async () => {
+  await endpoint?.close();
+});
+beforeEach(() => {
+  endpoint.requests = [];
+  endpoint.revocations = [];
+  endpoint.infoRequests = [];
+  endpoint.answer = () => ({ status: 200, body: freshTokens() });
+  endpoint.revokeAnswer = () => ({ status: 200, body: '', contentType: 'text/plain' });
+  endpoint.infoAnswer = () => ({ status: 404, body: { error: 'not_found' } });
+});
+
+type Profile = Omit<ProviderProfile, 'name' | 'authorization' | 'token'> & {
+  authorization?: Partial<ProviderProfile['authorization']>;
+  token?: Partial<ProviderProfile['token']>;
+};
+
+/** The endpoint's standard OAuth 2.0, changed where `profile` says. */
+function dialect(profile: Profile = {}, options: Partial<PresetOptions> = {}) {
+  const { authorization, token, ...rest } = profile;
+  return fromProfile(
+    {
+      name: 'dialect',
+      authorization: { url: `${endpoint.origin}/authorize`, ...authorization },
+      token: { url: `${endpoint.origin}/token`, ...token },
+      ...rest,
+    },
+    { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, ...options },
+  );
+}
+
+const body = (answer: unknown): TokenAnswer => ({ status: 200, body: answer });
+const tokensWith = (fields: Record<string, unknown>) => ({ access_token: 'at-1', token_type: 'Bearer', ...fields });
+const now = () => Math.floor(Date.now() / 1000);
+
+describe.each(adapters)('$name adapter', (adapter) => {
+  let app: RunningApp | undefined;
+  let oauth: OAuth;
+  let reported: OAuthError[];
+  let browser: request.Agent;
+
+  async function start(profile?: Profile, options?: Partial<PresetOptions>) {
+    reported = [];
+    oauth = createOAuth({
+      baseUrl: 'http://127.0.0.1:3999',
+      secret: 's'.repeat(40),
+      store: memoryStore(),
+      subject: () => USER, // one app user: the test reads the tokens outside a request too
+      providers: { p: dialect(profile, options) },
+      hooks: { onError: (err) => reported.push(err as OAuthError) },
+    });
+    app = await adapter.start(oauth);
+    browser = request.agent(app.server);
+  }
+  afterAll(async () => {
+    await app?.close();
+  });
+  beforeEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  /** The callback's answer to a login the endpoint answers with `answer`. */
+  async function logIn(answer?: TokenAnswer) {
+    if (answer) endpoint.answer = () => answer;
+    const started = await browser.get('/auth/p/login').expect(302);
+    const state = new URL(started.headers.location as string).searchParams.get('state') as string;
+    return browser.get(`/auth/p/callback?code=the-code&state=${state}`);
+  }
+  const tokens = async () => (await browser.get('/token/p').expect(200)).body as TokenSet;
+  const inProcess = () => oauth.tokens(USER).getToken('p');
+  const lastRequest = () => endpoint.requests.at(-1);
+
+  describe('the requests', () => {
+    it('sends the client credentials in named body fields, and no client_id when the profile says none', async () => {
+      await start({ token: { clientAuth: { in: 'body', id: 'appId', secret: 'appSecret' } } });
+      await logIn().then((r) => expect(r.status).toBe(302));
+      expect(lastRequest()?.authorization).toBeUndefined();
+      expect(Object.fromEntries(lastRequest()?.params ?? [])).toEqual({
+        grant_type: 'authorization_code',
+        code: 'the-code',
+        redirect_uri: 'http://127.0.0.1:3999/auth/p/callback',
+        code_verifier: expect.any(String),
+        appId: CLIENT_ID,
+        appSecret: CLIENT_SECRET,
+      });
+
+      await start({ token: { clientAuth: { in: 'body', id: null, secret: 'client_secret' } } });
+      await logIn().then((r) => expect(r.status).toBe(302));
+      expect(lastRequest()?.params.has('client_id')).toBe(false);
+      expect(lastRequest()?.params.get('client_secret')).toBe(CLIENT_SECRET);
+    });
+
+    it('sends a public client’s id in the body and no secret anywhere', async () => {
+      await start({ token: { clientAuth: { in: 'none' } } }, { clientSecret: undefined });
+      await logIn().then((r) => expect(r.status).toBe(302));
+      expect(lastRequest()?.authorization).toBeUndefined();
+      expect(lastRequest()?.params.get('client_id')).toBe(CLIENT_ID);
+      expect(lastRequest()?.params.has('client_secret')).toBe(false);
+    });
+
+    it('sends the code as a bearer token, and the refresh with the client credentials as usual', async () => {
+      await start({ token: { code: 'bearer' } });
+      await logIn(body(tokensWith({ expires_in: 0, refresh_token: 'rt-1' }))).then((r) => expect(r.status).toBe(302));
+      expect(lastRequest()?.authorization).toBe('Bearer the-code');
+      expect(lastRequest()?.params.has('code')).toBe(false);
+      endpoint.answer = () => body(tokensWith({ access_token: 'at-2', expires_in: 600 }));
+      expect((await tokens()).accessToken).toBe('at-2');
+      expect(lastRequest()?.params.get('grant_type')).toBe('refresh_token');
+      expect(lastRequest()?.authorization).toMatch(/^Basic /);
+    });
+
+    it('leaves out the fields the profile omits', async () => {
+      await start({ token: { omit: ['redirect_uri', 'code_verifier'] } });
+      await logIn().then((r) => expect(r.status).toBe(302));
+      expect([...(lastRequest()?.params.keys() ?? [])].sort()).toEqual(['code', 'grant_type']);
+    });
+
+    it('revokes at logout with the credentials where the profile’s revocation wants them', async () => {
+      await start({
+        revoke: { kind: 'rfc7009', url: `${endpoint.origin}/revoke`, clientAuth: { in: 'body', secret: 'client_secret' } },
+      });
+      await logIn(body(tokensWith({ refresh_token: 'rt-1' })));
+      await browser.post('/disconnect/p').expect(204);
+      const [revocation] = endpoint.revocations;
+      expect(revocation?.authorization).toBeUndefined();
+      expect(revocation?.headers['content-type']).toBe('application/x-www-form-urlencoded');
+      expect(Object.fromEntries(revocation?.params ?? [])).toEqual({
+        token: 'rt-1',
+        token_type_hint: 'refresh_token',
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+      });
+    });
+  });
+
+  describe('a token answer', () => {
+    it.each(['user', 'xbearer', 'bearerx', 'mac'])(
+      'reads a token type openid-client does not know (%s) as Bearer',
+      async (type) => {
+        await start();
+        await logIn(body(tokensWith({ token_type: type }))).then((r) => expect(r.status).toBe(302));
+        expect((await tokens()).tokenType).toBe('Bearer');
+      },
+    );
+
+    it('keeps a DPoP token type', async () => {
+      await start();
+      await logIn(body(tokensWith({ token_type: 'DPoP' }))).then((r) => expect(r.status).toBe(302));
+      expect((await tokens()).tokenType).toMatch(/^dpop$/i);
+    });
+
+    it.each([
+      ['empty', ''],
+      ['a number', 42],
+    ])('keeps no refresh token that is %s: a due token then asks for a new login', async (_name, refreshToken) => {
+      await start();
+      await logIn(body(tokensWith({ refresh_token: refreshToken, expires_in: 0 }))).then((r) => expect(r.status).toBe(302));
+      expect((await browser.get('/token/p').expect(401)).body).toMatchObject({ error: 'reauth_required' });
+      expect(endpoint.requests).toHaveLength(1);
+    });
+
+    it('keeps no scope that is not text', async () => {
+      await start();
+      await logIn(body(tokensWith({ scope: ['read', 'write'] }))).then((r) => expect(r.status).toBe(302));
+      expect((await tokens()).scope).toBeUndefined();
+    });
+
+    it.each([
+      ['text that is no number', 'soon'],
+      ['empty text', ''],
+      ['blank text', '  '],
+      ['a negative number', -5],
+      ['an object', {}],
+    ])('refuses a login whose expiry is %s (invalid_response)', async (_name, expiresIn) => {
+      await start();
+      const refused = await logIn(body(tokensWith({ expires_in: expiresIn })));
+      expect(refused.status).toBe(502);
+      expect(reported).toEqual([
+        expect.objectContaining({
+          code: 'invalid_response',
+          message: "The provider's token answer gives an access token expiry that is not a time.",
+        }),
+      ]);
+    });
+
+    it.each([
+      ['absent', {}],
+      ['null', { expires_in: null }],
+    ])('reads an expiry that is %s as none', async (_name, fields) => {
+      await start();
+      await logIn(body(tokensWith(fields))).then((r) => expect(r.status).toBe(302));
+      expect((await tokens()).expiresAt).toBeUndefined();
+    });
+
+    it.each([
+      ['seconds, as text', { kind: 'seconds', path: 'expires_in' }, '3600', 3600],
+      // Seconds beyond ten years are no lifetime (see openid.ts): read as epochs, these would be one.
+      ['seconds, above 1e9', { kind: 'seconds', path: 'expires_in' }, 2e9, undefined],
+      ['seconds or epoch: 1e9 is seconds', { kind: 'seconds-or-epoch', path: 'expires_in' }, 1e9, undefined],
+      ['seconds or epoch: above 1e9 is an epoch', { kind: 'seconds-or-epoch', path: 'expires_in' }, 'epoch+3600', 3600],
+      ['epoch milliseconds', { kind: 'epoch-ms', path: 'expires_at' }, 'epoch-ms+3600', 3600],
+      ['epoch seconds in the past', { kind: 'epoch-seconds', path: 'expires_at' }, 1000, 0],
+    ] as const)('reads an expiry in %s', async (_name, expiry, given, seconds) => {
+      await start({ response: { expiry } });
+      const value = given === 'epoch+3600' ? now() + 3600 : given === 'epoch-ms+3600' ? (now() + 3600) * 1000 : given;
+      const before = now();
+      await logIn(body(tokensWith({ [expiry.path]: value }))).then((r) => expect(r.status).toBe(302));
+      const { expiresAt } = await inProcess().catch(() => ({ expiresAt: -1 }));
+      // A token already due (0 s left) is refreshed at once and this endpoint has no refresh token to give.
+      if (seconds === 0) return expect(expiresAt).toBe(-1);
+      if (seconds === undefined) return expect(expiresAt).toBeUndefined();
+      expect(expiresAt).toBeGreaterThanOrEqual(before + seconds - 1);
+      expect(expiresAt).toBeLessThanOrEqual(now() + seconds + 1);
+    });
+
+    it('keeps every field it did not read as an extra, and none it read under another name or a standard one', async () => {
+      await start({ response: { refreshToken: 'renew', accessToken: 'token', expiry: { kind: 'seconds', path: 'ttl' } } });
+      await logIn(
+        body({ token: 'at-1', renew: 'rt-1', ttl: 600, token_type: 'Bearer', workspace: 'w-1', access_token: 'decoy' }),
+      );
+      const set = await inProcess();
+      expect(set.accessToken).toBe('at-1');
+      expect(set.extras).toEqual({ workspace: 'w-1' });
+    });
+
+    it('keeps only the extras the profile names, and none that is absent', async () => {
+      await start({ response: { extras: ['account.id', 'account.missing', 'region'] } });
+      await logIn(body(tokensWith({ account: { id: 'acc-1' }, region: 'eu', other: 'x' })));
+      expect((await inProcess()).extras).toEqual({ id: 'acc-1', region: 'eu' });
+    });
+
+    it('signs in when an answer with an access token also holds an error field', async () => {
+      await start();
+      await logIn(body(tokensWith({ error: 'superfluous' }))).then((r) => expect(r.status).toBe(302));
+      expect((await tokens()).accessToken).toBe('at-1');
+    });
+  });
+
+  describe('an error answer', () => {
+    it.each([
+      ['RFC 6749', 400, { error: 'invalid_grant', error_description: 'spent' }, 'invalid_grant', 'spent'],
+      ['with a message', 400, { error: 'invalid_grant', message: 'spent' }, 'invalid_grant', 'spent'],
+      ['with an empty error code', 400, { error: '', message: 'spent' }, 'invalid_request', undefined],
+      ['nested (error_name)', 400, { error: { error_name: 'bad_code', error_msg: 'spent' } }, 'bad_code', 'spent'],
+      ['nested (code)', 400, { error: { code: 'bad_code', message: 'spent' } }, 'bad_code', 'spent'],
+      ['nested (error)', 400, { error: { error: 'bad_code', error_description: 'spent' } }, 'bad_code', 'spent'],
+      ['nested, without a code', 400, { error: { message: 'spent' } }, 'error', 'spent'],
+      ['a list', 400, { errors: [{ code: 'bad_code', title: 'spent' }] }, 'bad_code', 'spent'],
+      ['a list with a detail', 400, { errors: [{ detail: 'spent' }] }, 'error', 'spent'],
+      ['a status', 400, { status: 'error', message: 'spent' }, 'error', 'spent'],
+      ['ok: false', 400, { ok: false, message: 'spent' }, 'error', 'spent'],
+      ['a status, with 200', 200, { status: 'error', message: 'spent' }, 'error', 'spent'],
+      ['ok: false, with 200', 200, { ok: false }, 'error', undefined],
+      ['no error at all, 400', 400, { nothing: true }, 'invalid_request', undefined],
+      ['no error at all, 500', 500, { nothing: true }, 'server_error', undefined],
+    ])('reads an error %s', async (_name, status, answer, error, description) => {
+      await start();
+      const refused = await logIn({ status, body: answer });
+      expect(refused.status).toBe(status >= 500 ? 503 : 502);
+      expect(reported).toEqual([expect.objectContaining({ code: status >= 500 ? 'provider_unavailable' : 'provider_error' })]);
+      if (status < 500) expect(reported[0]).toMatchObject({ error, errorDescription: description });
+    });
+
+    it('reads an error where the profile says first, a numeric code as text', async () => {
+      await start({ errors: { read: [{ error: 'fault.id' }, { error: 'fault.code', description: 'fault.text' }] } });
+      await logIn({ status: 400, body: { fault: { id: '', code: 1001, text: 'spent' }, error: 'ignored' } });
+      expect(reported[0]).toMatchObject({ code: 'provider_error', error: '1001', errorDescription: 'spent' });
+    });
+
+    it.each([
+      [503, 'text/html', 'provider_unavailable'],
+      [400, 'text/plain', 'invalid_response'],
+    ])('reads an answer that is no JSON (%i) by its status', async (status, contentType, code) => {
+      await start();
+      const refused = await logIn({ status, body: '<html>down</html>', contentType });
+      expect(refused.status).toBe(status >= 500 ? 503 : 502);
+      expect(reported).toEqual([expect.objectContaining({ code })]);
+    });
+  });
+
+  describe('token info', () => {
+    const info = {
+      url: `${endpoint?.origin}/info`,
+      extras: { account: 'account.id', site: 'account.site' },
+      dnsLabels: ['site'],
+    };
+    const withInfo = (): Profile => ({
+      tokenInfo: { ...info, url: `${endpoint.origin}/info` },
+      revoke: { kind: 'request', url: `${endpoint.origin}/revoke/{site}`, method: 'DELETE', auth: 'bearer' },
+    });
+
+    it('adds what the token-info answer tells, a host label only when it is one', async () => {
+      await start(withInfo(), { headers: { 'x-app': 'demo' } });
+      endpoint.infoAnswer = () => body({ account: { id: 7, site: 'a' } });
+      await logIn(body(tokensWith({})));
+      expect(endpoint.infoRequests[0]?.headers).toMatchObject({
+        authorization: 'Bearer at-1',
+        accept: 'application/json',
+        'x-app': 'demo',
+      });
+      expect((await inProcess()).extras).toEqual({ account: 7, site: 'a' });
+
+      endpoint.infoAnswer = () => body({ account: { site: 'evil.example/x' } });
+      await logIn(body(tokensWith({})));
+      expect((await inProcess()).extras).toEqual({});
+    });
+
+    it('revokes at the host the token info names, with the token as a bearer', async () => {
+      await start(withInfo());
+      endpoint.infoAnswer = () => body({ account: { site: 'site-1' } });
+      await logIn(body(tokensWith({})));
+      await browser.post('/disconnect/p').expect(204);
+      expect(endpoint.revocations).toMatchObject([
+        { method: 'DELETE', url: '/revoke/site-1', authorization: 'Bearer at-1', body: '' },
+      ]);
+      expect(reported).toEqual([]);
+    });
+
+    it.each([
+      [503, 'provider_unavailable'],
+      [429, 'provider_unavailable'],
+      [401, 'provider_error'],
+    ])('reports a revocation it cannot address when token info fails (%i) at login and at logout', async (status, code) => {
+      await start(withInfo());
+      endpoint.infoAnswer = () => ({ status, body: { error: 'nope' } });
+      await logIn(body(tokensWith({}))).then((r) => expect(r.status).toBe(302));
+      await browser.post('/disconnect/p').expect(204);
+      expect(endpoint.infoRequests).toHaveLength(2);
+      expect(endpoint.revocations).toEqual([]);
+      expect(reported).toEqual([
+        expect.objectContaining({ code, message: `The provider refused the token-info request (${status}).` }),
+      ]);
+    });
+
+    it('reports a token-info answer that is no JSON object', async () => {
+      await start(withInfo());
+      endpoint.infoAnswer = () => body(['site-1']);
+      await logIn(body(tokensWith({})));
+      await browser.post('/disconnect/p').expect(204);
+      expect(reported).toEqual([
+        expect.objectContaining({ code: 'invalid_response', message: 'The token-info answer is not a JSON object.' }),
+      ]);
+    });
+
+    it('reports a host label the token info does not give', async () => {
+      await start(withInfo());
+      endpoint.infoAnswer = () => body({ account: { id: 1 } });
+      await logIn(body(tokensWith({})));
+      await browser.post('/disconnect/p').expect(204);
+      expect(reported).toEqual([
+        expect.objectContaining({
+          code: 'invalid_response',
+          message: 'Not revoked: the revocation URL needs {site}, which the provider did not tell as a DNS label for this login.',
+        }),
+      ]);
+    });
+  });
+
+  describe('a revocation request of the provider’s own', () => {
+    it('sends the client credentials, or the token in a JSON body, as the profile says', async () => {
+      await start({
+        revoke: { kind: 'request', url: `${endpoint.origin}/revoke/grant`, method: 'POST', auth: 'basic', tokenInBody: true },
+      });
+      await logIn(body(tokensWith({})));
+      await browser.post('/disconnect/p').expect(204);
+      const [revocation] = endpoint.revocations;
+      expect(revocation).toMatchObject({ method: 'POST', body: JSON.stringify({ access_token: 'at-1' }) });
+      expect(revocation?.headers['content-type']).toBe('application/json');
+      const [id, secret] = Buffer.from((revocation?.authorization ?? '').replace(/^Basic /, ''), 'base64')
+        .toString()
+        .split(':');
+      // Form-encoded before base64 (RFC 6749 §2.3.1): the space is a `+`.
+      expect([id, secret]).toEqual(['dialect+client%3A1', CLIENT_SECRET]);
+    });
+
+    it.each([
+      [503, 'provider_unavailable'],
+      [500, 'provider_unavailable'],
+      [404, 'provider_error'],
+    ])('reports a refused revocation (%i), and logs out all the same', async (status, code) => {
+      await start({ revoke: { kind: 'request', url: `${endpoint.origin}/revoke/grant`, method: 'DELETE', auth: 'bearer' } });
+      endpoint.revokeAnswer = () => ({ status, body: { error: 'nope' } });
+      await logIn(body(tokensWith({})));
+      await browser.post('/disconnect/p').expect(204);
+      expect(endpoint.revocations[0]?.body).toBe('');
+      expect(reported).toEqual([expect.objectContaining({ code, message: `The provider refused the revocation (${status}).` })]);
+      expect((await browser.get('/connected/p').expect(200)).body.connected).toBe(false);
+    });
+  });
+
+  describe('recovery after a refused refresh', () => {
+    const recovering = (): Profile => ({ recover: { url: `${endpoint.origin}/token/recover/{user}` } });
+
+    async function refusedRefresh(recovery: TokenAnswer) {
+      await logIn(body(tokensWith({ expires_in: 0, refresh_token: 'rt-1', user: 'u-1' })));
+      endpoint.answer = (req) =>
+        req.url.startsWith('/token/recover') ? recovery : { status: 400, body: { error: 'invalid_grant' } };
+      return browser.get('/token/p');
+    }
+
+    it('mints new tokens with the refresh request’s credentials', async () => {
+      await start(recovering());
+      const recovered = await refusedRefresh(body(tokensWith({ access_token: 'at-2', expires_in: 600 })));
+      expect(recovered.status).toBe(200);
+      expect(recovered.body.accessToken).toBe('at-2');
+      expect(lastRequest()).toMatchObject({
+        method: 'POST',
+        url: '/token/recover/u-1',
+        authorization: expect.stringMatching(/^Basic /),
+      });
+    });
+
+    it.each([
+      [503, 'provider_unavailable', undefined],
+      [429, 'provider_unavailable', undefined],
+      [400, 'provider_error', 'gone'],
+    ])('reports a refused recovery (%i) and asks for a new login', async (status, code, error) => {
+      await start(recovering());
+      const refused = await refusedRefresh({ status, body: { error: 'gone', error_description: 'no such grant' } });
+      expect(refused.status).toBe(401);
+      expect(reported).toEqual([expect.objectContaining({ code, error })]);
+      if (code === 'provider_error') expect(reported[0]?.message).toBe('The provider refused the request.');
+      else expect(reported[0]?.message).toBe('The provider did not answer in time or failed.');
+    });
+
+    it('recovers nothing for a login without what the URL needs', async () => {
+      await start(recovering());
+      await logIn(body(tokensWith({ expires_in: 0, refresh_token: 'rt-1' })));
+      endpoint.answer = () => ({ status: 400, body: { error: 'invalid_grant' } });
+      await browser.get('/token/p').expect(401);
+      expect(endpoint.requests.map((r) => r.url)).toEqual(['/token', '/token']);
+      expect(reported).toEqual([
+        expect.objectContaining({
+          code: 'provider_error',
+          error: 'invalid_grant',
+          message: 'This login cannot be recovered: it was not imported with what recovery needs.',
+        }),
+      ]);
+    });
+  });
+});
