@@ -34,9 +34,10 @@ export function dialectFetch(settings: WireSettings): CustomFetch {
 
   return async (url, options) => {
     // openid-client hands over a fetch-compatible request; only its body type is narrower than fetch's.
+    // Its token and revocation requests carry their fields as URLSearchParams.
     const init = options as RequestInit;
     const href = new URL(url).href;
-    const params = new URLSearchParams(typeof init.body === 'string' || init.body instanceof URLSearchParams ? init.body : '');
+    const params = new URLSearchParams(init.body instanceof URLSearchParams ? init.body : undefined);
     if (href === revokeHref && profile.revoke?.kind === 'rfc7009') {
       const request = encodeRequest({ encoding: 'form', clientAuth: profile.revoke.clientAuth }, params, settings);
       return fetch(settings.urls.revoke as string, { ...init, ...request });
@@ -116,8 +117,10 @@ function encodeRequest(
   const headers = new Headers(settings.headers);
   headers.set('accept', 'application/json');
   for (const [name, value] of Object.entries(spec.headers ?? {})) headers.set(name, value);
-  fields.delete('client_id'); // placed below, where the provider wants it
-  fields.delete('client_secret');
+  // openid-client sends the client id (and never a secret: it is configured as a public client);
+  // placed below, where the provider wants it.
+  fields.delete('client_id');
+  // Stryker disable next-line ArrayDeclaration: deleting a field that no request has changes nothing.
   for (const name of spec.omit ?? []) fields.delete(name);
   placeCredentials(spec.clientAuth ?? { in: 'basic' }, settings, fields, headers);
   const code = fields.get('code');
@@ -218,7 +221,7 @@ function tokenBody(root: Record<string, unknown>, accessToken: unknown, shape: T
     token_type:
       typeof tokenType === 'string' && /^(bearer|dpop)$/i.test(tokenType) ? tokenType : (shape.defaultTokenType ?? 'Bearer'),
   };
-  take(shape.accessToken ?? 'access_token');
+  if (shape.accessToken) take(shape.accessToken); // the standard name is the body's own: never an extra
   const refreshToken = take(shape.refreshToken ?? 'refresh_token');
   if (typeof refreshToken === 'string' && refreshToken !== '') body.refresh_token = refreshToken;
   const scope = take(shape.scope ?? 'scope');
@@ -230,6 +233,7 @@ function tokenBody(root: Record<string, unknown>, accessToken: unknown, shape: T
   if (Number.isNaN(expiresIn)) {
     throw new OAuthError('invalid_response', "The provider's token answer gives an access token expiry that is not a time.");
   }
+  // Stryker disable next-line ConditionalExpression: an undefined field is left out of the JSON all the same.
   if (expiresIn !== undefined) body.expires_in = expiresIn;
   // The refresh token's expiry only shortens how long a server store keeps the tokens: one that is
   // no time is left out, as on the standard path.
