@@ -85,6 +85,7 @@ export class RequestSession {
 
   /** Where a server store keeps this session's tokens of `provider` (for locks and fresh reads); undefined for the cookie store. */
   async sharedKey(provider: string): Promise<string | undefined> {
+    // Stryker disable next-line ConditionalExpression: a cookie-store session has no key either way; this saves the read.
     if (this.#config.store.kind !== 'server') return undefined;
     await this.load();
     return this.#keyOf(provider);
@@ -175,6 +176,7 @@ export class RequestSession {
     const next = this.#writes.then(async () => {
       await this.load();
       const previous = this.#sids.get(provider);
+      // Stryker disable next-line ConditionalExpression: a session keyed by user has no session ids; this says why it stops.
       if (previous === undefined || this.#subjectKey !== undefined) return;
       this.#sids.delete(provider);
       await guard(() => store.remove(previous, provider));
@@ -235,6 +237,7 @@ export class RequestSession {
   async #readEntry(store: ServerTokenStore, key: string, provider: string): Promise<SharedEntry | undefined> {
     const sealed = (await guard(() => store.get(key, [provider])))[provider];
     if (sealed === undefined) return undefined;
+    // Stryker disable next-line BooleanLiteral: the unseal cache saves work, never changes what is read.
     return { sealed, tokens: await this.#sealer.unseal<StoredTokens>(sealed, { cache: true }) };
   }
 
@@ -290,6 +293,7 @@ export class RequestSession {
     // cookie that finds it (renewed on every write), or after the longest lifetime for a user's key.
     const unknown = key === this.#sids.get(provider) ? this.#config.sessionMaxAgeSeconds : UNKNOWN_LIFETIME_SECONDS;
     const ttl = Math.min(lifetime(tokens) ?? unknown, UNKNOWN_LIFETIME_SECONDS);
+    // Stryker disable next-line BooleanLiteral: the unseal cache saves work, never changes what is read.
     const sealed = await this.#sealer.seal(tokens, ttl, { cache: true });
     const fence = unwritten.get(tokens);
     const putIf = store.putIf?.bind(store);
@@ -306,6 +310,7 @@ export class RequestSession {
   async #writeCookie(provider: string, record: CookieRecord | undefined): Promise<void> {
     const { cookies } = this.#source;
     if (!cookies) return;
+    // Stryker disable next-line BooleanLiteral: the unseal cache saves work, never changes what is read.
     const sealed = record && (await this.#sealer.seal(record, this.#config.sessionMaxAgeSeconds, { cache: true }));
     const { store } = this.#config;
     if (sealed && store.kind === 'cookie') {

@@ -97,6 +97,42 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
     expect(still.body.connections).toEqual(['one']); // the first login is intact
   });
 
+  it('counts every chunk of one login against the budget: tokens needing three cookies out of two are refused', async () => {
+    const bulky = await startTokenEndpoint();
+    try {
+      const oauth = createOAuth({
+        baseUrl: BASE_URL,
+        secret: 's'.repeat(40),
+        store: cookieStore({ maxChunks: 2 }),
+        providers: {
+          bulky: oauth2({
+            authorization: `${bulky.origin}/authorize`,
+            token: `${bulky.origin}/token`,
+            clientId: 'c',
+            clientSecret: 's',
+          }),
+        },
+      });
+      app = await adapter.start(oauth);
+      const login = async (length: number) => {
+        bulky.answer = () => ({ status: 200, body: freshTokens({ length }) });
+        const agent = request.agent(app?.server);
+        const started = await agent.get('/auth/bulky/login').expect(302);
+        const state = new URL(started.headers.location as string).searchParams.get('state') as string;
+        return agent.get(`/auth/bulky/callback?code=c&state=${state}`);
+      };
+      expect((await login(4000)).status).toBe(302); // two cookies
+      const refused = await login(8000); // three
+      expect(refused.status).toBe(502);
+      expect(refused.body).toMatchObject({
+        error: 'session_too_large',
+        message: 'These tokens need more than 2 cookies. Keep tokens server-side instead (memoryStore() or redisStore()).',
+      });
+    } finally {
+      await bulky.close();
+    }
+  });
+
   it('splits tokens too big for one cookie into chunks under 4096 bytes, and deletes stale chunks when they shrink', async () => {
     const bulky = await startTokenEndpoint();
     const tokensOf = (length: number) => () => ({ status: 200, body: freshTokens({ length, refreshToken: 'bulky-refresh' }) });

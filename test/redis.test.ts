@@ -1,6 +1,7 @@
 /**
  * The Redis store under trouble: Redis stopping mid-test (a private redis-server, stopped by its
- * pid), a refresh lock left behind by a crashed holder, and tokens keyed by app user.
+ * pid), a refresh lock left behind by a crashed holder, and tokens keyed by app user; how long
+ * Redis keeps each login's tokens.
  */
 import express from 'express';
 import type { Redis } from 'ioredis';
@@ -17,7 +18,9 @@ import {
   type TestServer,
   testProvider,
 } from './support/authorization-server.js';
+import { oauth2 } from '../src/providers/index.js';
 import { privateRedis, redisClient, uniquePrefix } from './support/redis.js';
+import { startTokenEndpoint } from './support/token-endpoint.js';
 
 const SECRET = 'redis-test-secret-0123456789-abcdefgh';
 let op: TestServer;
@@ -262,6 +265,56 @@ describe('refreshed tokens in Redis', () => {
       expect(ttl).toBeLessThanOrEqual(30 * 24 * 3600); // the session cookie's lifetime
     } finally {
       await Promise.all(instances.map((i) => i.close()));
+    }
+  });
+});
+
+describe('how long Redis keeps a login’s tokens', () => {
+  const [adapter] = adapters;
+  const DAY = 24 * 3600;
+  it.each([
+    // Keyed by the session cookie: as long as the cookie lives, unless the refresh token expires first.
+    ['a session cookie, a refresh token of unknown lifetime', false, { refresh_token: 'rt' }, 5000],
+    ['a session cookie, a refresh token for 600 s', false, { refresh_token: 'rt', refresh_token_expires_in: 600 }, 660],
+    // Keyed by the app's user: 400 days unless the provider says less.
+    ['an app user, a refresh token of unknown lifetime', true, { refresh_token: 'rt' }, 400 * DAY],
+    ['an app user, a refresh token for 600 s', true, { refresh_token: 'rt', refresh_token_expires_in: 600 }, 660],
+    ['an app user, only an access token for 3000 s', true, { expires_in: 3000 }, 3060],
+    ['an app user, only an access token for 2 years', true, { expires_in: 2 * 365 * DAY }, 400 * DAY],
+  ] as const)('for %s: %i s, a minute past what they are good for', async (_name, byUser, answer, seconds) => {
+    const endpoint = await startTokenEndpoint();
+    const prefix = uniquePrefix('lifetime');
+    endpoint.answer = () => ({ status: 200, body: { access_token: 'at', token_type: 'Bearer', expires_in: 3600, ...answer } });
+    const app = await adapter!.start(
+      createOAuth({
+        baseUrl: BASE_URL,
+        secret: SECRET,
+        store: redisStore({ client: shared, prefix }),
+        sessionMaxAgeSeconds: 5000,
+        ...(byUser ? { subject: () => 'alice' } : {}),
+        providers: {
+          p: oauth2({
+            authorization: `${endpoint.origin}/authorize`,
+            token: `${endpoint.origin}/token`,
+            clientId: 'c',
+            clientSecret: 's',
+          }),
+        },
+      }),
+    );
+    try {
+      const agent = request.agent(app.server);
+      const started = await agent.get('/auth/p/login').expect(302);
+      const state = new URL(started.headers.location as string).searchParams.get('state') as string;
+      await agent.get(`/auth/p/callback?code=c&state=${state}`).expect(302);
+      const keys = await shared.keys(`${prefix}tokens:*`);
+      expect(keys).toEqual([byUser ? `${prefix}tokens:{user:alice}:p` : expect.stringMatching(/^.+tokens:\{[\w-]{43}\}:p$/)]);
+      const ttl = await shared.ttl(keys[0] as string);
+      expect(ttl).toBeGreaterThanOrEqual(seconds - 5);
+      expect(ttl).toBeLessThanOrEqual(seconds);
+    } finally {
+      await app.close();
+      await endpoint.close();
     }
   });
 });
