@@ -3,12 +3,15 @@
  * field is told at once as `config_invalid`, naming the field, and nothing is stored; the edges of
  * what is accepted (epoch seconds from 1e9 to 1e11 inclusive) are accepted; and a valid import is
  * what `getToken` then gives over HTTP, on every adapter, with `Bearer` when no type was given.
+ * With the provider's own answer, for oidc(): one without an access token or with an expiry that is
+ * no number of seconds is `invalid_response`; an absent or null expiry is none.
  */
 import request from 'supertest';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOAuth, memoryStore, OAuthError, type OAuth } from '../src/index.js';
-import { oauth2 } from '../src/providers/index.js';
+import { oauth2, oidc } from '../src/providers/index.js';
 import { adapters } from './support/apps.js';
+import { startTokenEndpoint, type TokenEndpoint } from './support/token-endpoint.js';
 
 function oauthWithStore(): OAuth {
   return createOAuth({
@@ -85,6 +88,63 @@ describe('importTokens with fields', () => {
     const user = oauthWithStore().tokens('ada');
     await expect(user.importTokens('p', fields as never)).resolves.toBeUndefined();
     expect(await user.isConnected('p')).toBe(true);
+  });
+});
+
+describe("importTokens with the provider's own answer, for oidc() (a profile reads it in its dialect)", () => {
+  const NO_TOKEN = 'The token answer holds no access token.';
+  const NO_SECONDS = "The token answer's expires_in is not a number of seconds.";
+  let issuer: TokenEndpoint;
+  beforeAll(async () => {
+    issuer = await startTokenEndpoint(); // its discovery document, for oidc()
+  });
+  afterAll(async () => {
+    await issuer?.close();
+  });
+  const user = () =>
+    createOAuth({
+      baseUrl: 'http://127.0.0.1:3999',
+      secret: 's'.repeat(40),
+      store: memoryStore(),
+      subject: () => 'u',
+      providers: { p: oidc({ issuer: issuer.origin, clientId: 'client', clientSecret: 'client-secret-0123456789' }) },
+    }).tokens('u');
+
+  it.each([
+    ['not an object', ['a'], NO_TOKEN],
+    ['null', null, NO_TOKEN],
+    ['without an access token', { token_type: 'Bearer' }, NO_TOKEN],
+    ['with an empty access token', { access_token: '' }, NO_TOKEN],
+    ['with an expiry of empty text', { access_token: 'a', expires_in: '' }, NO_SECONDS],
+    ['with an expiry of blank text', { access_token: 'a', expires_in: '  ' }, NO_SECONDS],
+    ['with a negative expiry', { access_token: 'a', expires_in: -1 }, NO_SECONDS],
+  ])('refuses one %s: invalid_response, nothing stored', async (_case, answer, message) => {
+    const tokens = user();
+    const refused = await tokens.importTokens('p', { answer }).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(OAuthError);
+    expect(refused).toMatchObject({ code: 'invalid_response', message });
+    expect(await tokens.isConnected('p')).toBe(false);
+  });
+
+  it.each([
+    ['no expiry', { access_token: 'a' }, undefined],
+    ['a null expiry', { access_token: 'a', expires_in: null }, undefined],
+    ['an expiry of 7200 s, as text', { access_token: 'a', expires_in: ' 7200 ' }, 7200],
+  ])('reads one with %s, Bearer when it names no type', async (_case, answer, seconds) => {
+    const tokens = user();
+    const before = Math.floor(Date.now() / 1000);
+    await tokens.importTokens('p', { answer });
+    const read = await tokens.getToken('p');
+    expect(read).toMatchObject({ accessToken: 'a', tokenType: 'Bearer' });
+    if (seconds === undefined) expect(read.expiresAt).toBeUndefined();
+    else expect(read.expiresAt).toBeGreaterThanOrEqual(before + seconds);
+    if (seconds !== undefined) expect(read.expiresAt).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + seconds);
+  });
+
+  it('reads one that expires at once (0 s)', async () => {
+    const tokens = user();
+    await tokens.importTokens('p', { answer: { access_token: 'a', refresh_token: 'r', expires_in: 0 } });
+    expect(await tokens.isConnected('p')).toBe(true);
   });
 });
 

@@ -134,6 +134,23 @@ describe.each(adapters)('$name adapter', (adapter) => {
       expect(lastRequest()?.authorization).toMatch(/^Basic /);
     });
 
+    it('asks for no scope when none is configured, and for scopes joined and named as the profile says', async () => {
+      await start();
+      const plain = new URL((await browser.get('/auth/p/login').expect(302)).headers.location as string);
+      expect(plain.searchParams.has('scope')).toBe(false);
+      await start({ authorization: { scopeParam: 'user_scope', scopeSeparator: ',' } }, { scopes: ['read', 'write'] });
+      const scoped = new URL((await browser.get('/auth/p/login').expect(302)).headers.location as string);
+      expect(scoped.searchParams.get('user_scope')).toBe('read,write');
+      expect(scoped.searchParams.has('scope')).toBe(false);
+    });
+
+    it('never refreshes at a provider without refresh: a due token asks for a new login', async () => {
+      await start({ refresh: false });
+      await logIn(body(tokensWith({ expires_in: 0, refresh_token: 'rt-1' })));
+      expect((await browser.get('/token/p').expect(401)).body).toMatchObject({ error: 'reauth_required' });
+      expect(endpoint.requests).toHaveLength(1);
+    });
+
     it('leaves out the fields the profile omits', async () => {
       await start({ token: { omit: ['redirect_uri', 'code_verifier'] } });
       await logIn().then((r) => expect(r.status).toBe(302));

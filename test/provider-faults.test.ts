@@ -95,6 +95,21 @@ const REFRESH_FAULTS: Array<[string, Fault, Outcome]> = [
   ]),
 ];
 
+/**
+ * What the app's error says of each fault at the code exchange (the README's Errors table gives the
+ * codes): a profile reads a nonsense expiry itself, openid-client validates the standard answer.
+ */
+function exchangeMessage(label: string, profile: boolean): string {
+  if (label.startsWith('200 with expires_in') && profile) {
+    return "The provider's token answer gives an access token expiry that is not a time.";
+  }
+  if (label.startsWith('200')) return 'The provider sent an answer that failed validation.';
+  if (label === '429 with Retry-After') return 'The provider is rate limiting.';
+  if (label.startsWith('400')) return 'The provider refused the request.';
+  if (/^(429|5\d\d)/.test(label)) return 'The provider did not answer in time or failed.';
+  return 'The provider could not be reached, or its answer was cut off or late.';
+}
+
 /** What a test drives: one provider behind its own fault proxy. */
 interface Upstream {
   /** The provider's name in the app. */
@@ -373,8 +388,8 @@ describe('a failed provider call', () => {
 });
 
 describe.concurrent.each(adapters)('$name adapter', (adapter) => {
-  describe.each(PROVIDERS)('$label', ({ start }) => {
-    it('answers each fault at the code exchange with its code and status, and keeps the session it had', async ({
+  describe.each(PROVIDERS)('$label', ({ start, label: providerLabel }) => {
+    it('answers each fault at the code exchange with its code, status and message, and keeps the session it had', async ({
       expect,
       onTestFinished,
     }) => {
@@ -383,12 +398,14 @@ describe.concurrent.each(adapters)('$name adapter', (adapter) => {
       await signIn(browser, upstream);
       const kept = upstream.issued().accessTokens.at(-1);
       const outcomes: Record<string, string> = {};
+      const messages: Record<string, string> = {};
       for (const [label, fault] of EXCHANGE_FAULTS) {
         const callback = await consent(browser, upstream);
         upstream.proxy.fail(upstream.tokenPath, fault);
         const res = await browser.get(callback).set('accept', 'application/json');
         upstream.proxy.heal();
         outcomes[label] = `${res.status} ${res.body.error}`;
+        messages[label] = res.body.message;
       }
       const callback = await consent(browser, upstream);
       await upstream.proxy.refuse();
@@ -400,6 +417,8 @@ describe.concurrent.each(adapters)('$name adapter', (adapter) => {
         ...Object.fromEntries(EXCHANGE_FAULTS.map(([label, , outcome]) => [label, failed(outcome)])),
         'connection refused': failed('provider_unavailable'),
       });
+      const profile = providerLabel.startsWith('pipedrive');
+      expect(messages).toEqual(Object.fromEntries(EXCHANGE_FAULTS.map(([label]) => [label, exchangeMessage(label, profile)])));
       expect(upstream.proxy.count(upstream.tokenPath)).toBe(1 + EXCHANGE_FAULTS.length);
       // The session from before is untouched, and a login works again.
       expect(await token(browser, upstream)).toBe(`200 ${kept}`);

@@ -12,12 +12,13 @@
  * - a provider that hands out the same tokens at every login: a logout does not end the next login;
  * - an answer without `expires_in`: the token never expires, so it is never refreshed;
  * - a refresh answer without `scope`: the login's scope is kept (RFC 6749 §5.1: unchanged);
- * - the refresh cooldown after a nonsense answer (as after an outage), and none after a refusal.
+ * - the refresh cooldown after a nonsense answer (as after an outage), and none after a refusal;
+ * - an OpenID login answered without an ID token: refused, since nothing checked its nonce.
  */
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createOAuth, memoryStore, type OAuthConfig, type TokenStore } from '../src/index.js';
-import { dropboxSign, oauth2 } from '../src/providers/index.js';
+import { dropboxSign, oauth2, oidc } from '../src/providers/index.js';
 import { adapters } from './support/apps.js';
 import { freshTokens, startTokenEndpoint, type TokenEndpoint, type TokenRequest } from './support/token-endpoint.js';
 
@@ -207,6 +208,29 @@ describe.each(adapters)('$name adapter', (adapter) => {
       }
     },
   );
+
+  it('refuses an OpenID login whose answer holds no ID token: the nonce it sent is then checked by nothing', async () => {
+    const oauth = createOAuth({
+      baseUrl: 'http://127.0.0.1:3999',
+      secret: 's'.repeat(40),
+      providers: { p: oidc({ issuer: endpoint.origin, clientId: 'client', clientSecret: 'client-secret-0123456789' }) },
+    });
+    const app = await adapter.start(oauth);
+    try {
+      endpoint.answer = () => ({ status: 200, body: freshTokens() });
+      const browser = request.agent(app.server);
+      const started = await browser.get('/auth/p/login').expect(302);
+      const location = new URL(started.headers.location as string);
+      expect(location.searchParams.get('scope')).toContain('openid');
+      expect(location.searchParams.get('nonce')).toMatch(/^[\w-]{43}$/);
+      const state = location.searchParams.get('state') as string;
+      const refused = await browser.get(`/auth/p/callback?code=c&state=${state}`).expect(502);
+      expect(refused.body.error).toBe('invalid_response');
+      await browser.get('/token/p').expect(401);
+    } finally {
+      await app.close();
+    }
+  });
 
   it('never refreshes a token the provider gave no lifetime (no expires_in)', async () => {
     const app = await adapter.start(createOAuth(config('http://127.0.0.1:3999', memoryStore())));
