@@ -85,6 +85,48 @@ describe('createOAuth configuration', () => {
     expect(fieldOf(change)).toBe(field);
   });
 
+  const HTTPS = 'must use https: (http: only for localhost, 127.0.0.1 or ::1)';
+  it.each<[string, Parameters<typeof oidc>[0], string]>([
+    ['no issuer', { issuer: '', clientId: 'id', clientSecret: 's' }, 'issuer is required'],
+    ['a relative issuer', { issuer: '/op', clientId: 'id', clientSecret: 's' }, 'issuer is not an absolute URL'],
+    ['an http issuer on a public host', { issuer: 'http://a.example', clientId: 'id', clientSecret: 's' }, `issuer ${HTTPS}`],
+    [
+      'an issuer of another scheme on a loopback host',
+      { issuer: 'ftp://127.0.0.1', clientId: 'id', clientSecret: 's' },
+      `issuer ${HTTPS}`,
+    ],
+    ['no clientId', { issuer: 'https://a.example', clientId: '', clientSecret: 's' }, 'clientId is required'],
+    [
+      'a clientId that is no text',
+      { issuer: 'https://a.example', clientId: 7 as never, clientSecret: 's' },
+      'clientId is required',
+    ],
+    [
+      'an empty clientSecret',
+      { issuer: 'https://a.example', clientId: 'id', clientSecret: '' },
+      'clientSecret is required for client_secret_basic',
+    ],
+    [
+      'no clientSecret for client_secret_post',
+      { issuer: 'https://a.example', clientId: 'id', tokenEndpointAuthMethod: 'client_secret_post' },
+      'clientSecret is required for client_secret_post',
+    ],
+    [
+      'authorizationParams overriding redirect_uri',
+      {
+        issuer: 'https://a.example',
+        clientId: 'id',
+        clientSecret: 's',
+        authorizationParams: { redirect_uri: 'https://evil.example' },
+      },
+      'authorizationParams.redirect_uri is set by the library and cannot be overridden',
+    ],
+  ])('says what is wrong with an oidc() provider with %s', (_name, options, problem) => {
+    expect(() => createOAuth({ ...good, providers: { g: oidc(options) } })).toThrow(
+      expect.objectContaining({ message: `Invalid configuration: providers.g.${problem}.` }),
+    );
+  });
+
   it('allows http: for loopback hosts only, and a public client without a secret', () => {
     expect(() =>
       createOAuth({

@@ -91,6 +91,31 @@ describe('importTokens with fields', () => {
   });
 });
 
+describe('oauth.tokens(user)', () => {
+  it('needs the subject option, and a user that is text', () => {
+    const withoutSubject = createOAuth({
+      baseUrl: 'http://127.0.0.1:3999',
+      secret: 's'.repeat(40),
+      store: memoryStore(),
+      providers: {
+        p: oauth2({ authorization: 'http://127.0.0.1:9/a', token: 'http://127.0.0.1:9/t', clientId: 'c', clientSecret: 's' }),
+      },
+    });
+    expect(() => withoutSubject.tokens('u')).toThrow(
+      expect.objectContaining({
+        code: 'config_invalid',
+        field: 'subject',
+        message: 'oauth.tokens() needs the subject option and a server-side store.',
+      }),
+    );
+    for (const user of ['', 7, undefined]) {
+      expect(() => oauthWithStore().tokens(user as string)).toThrow(
+        expect.objectContaining({ code: 'not_connected', message: 'No such user.' }),
+      );
+    }
+  });
+});
+
 describe("importTokens with the provider's own answer, for oidc() (a profile reads it in its dialect)", () => {
   const NO_TOKEN = 'The token answer holds no access token.';
   const NO_SECONDS = "The token answer's expires_in is not a number of seconds.";

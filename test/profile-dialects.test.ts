@@ -63,13 +63,13 @@ describe.each(adapters)('$name adapter', (adapter) => {
   let reported: OAuthError[];
   let browser: request.Agent;
 
-  async function start(profile?: Profile, options?: Partial<PresetOptions>) {
+  async function start(profile?: Profile, options?: Partial<PresetOptions>, store: 'memory' | 'cookie' = 'memory') {
     reported = [];
     oauth = createOAuth({
       baseUrl: 'http://127.0.0.1:3999',
       secret: 's'.repeat(40),
-      store: memoryStore(),
-      subject: () => USER, // one app user: the test reads the tokens outside a request too
+      // Memory: one app user, so that the test reads the tokens outside a request too.
+      ...(store === 'memory' ? { store: memoryStore(), subject: () => USER } : {}),
       providers: { p: dialect(profile, options) },
       hooks: { onError: (err) => reported.push(err as OAuthError) },
     });
@@ -197,7 +197,18 @@ describe.each(adapters)('$name adapter', (adapter) => {
     ])('keeps no refresh token that is %s: a due token then asks for a new login', async (_name, refreshToken) => {
       await start();
       await logIn(body(tokensWith({ refresh_token: refreshToken, expires_in: 0 }))).then((r) => expect(r.status).toBe(302));
-      expect((await browser.get('/token/p').expect(401)).body).toMatchObject({ error: 'reauth_required' });
+      expect((await browser.get('/token/p').expect(401)).body).toMatchObject({
+        error: 'reauth_required',
+        message: 'The access token expired and cannot be refreshed.',
+      });
+      expect(endpoint.requests).toHaveLength(1);
+      await browser.get('/token/p').expect(401); // and it is gone
+    });
+
+    it('serves a token that is due but not expired while there is nothing to refresh it with', async () => {
+      await start();
+      await logIn(body(tokensWith({ expires_in: 30 }))); // due at once: the refresh skew is 60 s
+      expect((await tokens()).accessToken).toBe('at-1');
       expect(endpoint.requests).toHaveLength(1);
     });
 
@@ -427,6 +438,44 @@ describe.each(adapters)('$name adapter', (adapter) => {
       expect(endpoint.revocations[0]?.body).toBe('');
       expect(reported).toEqual([expect.objectContaining({ code, message: `The provider refused the revocation (${status}).` })]);
       expect((await browser.get('/connected/p').expect(200)).body.connected).toBe(false);
+    });
+  });
+
+  describe('a refused refresh', () => {
+    const dueLogin = () => logIn(body(tokensWith({ expires_in: 30, refresh_token: 'rt-1' }))); // due, not expired
+
+    it.each(['memory', 'cookie'] as const)(
+      'ends a grant the provider no longer accepts (%s store), leaving a cookie to its next request',
+      async (store) => {
+        await start({}, {}, store);
+        await dueLogin();
+        endpoint.answer = () => ({ status: 400, body: { error: 'invalid_grant', error_description: 'revoked' } });
+        const refused = await browser.get('/token/p').expect(401);
+        expect(refused.body).toMatchObject({
+          error: 'reauth_required',
+          message: 'The provider no longer accepts this login. Please sign in again.',
+          provider_error: 'invalid_grant',
+        });
+        // Another instance may be setting this browser's refreshed cookie right now: not deleted here.
+        const cleared = ((refused.headers['set-cookie'] as unknown as string[] | undefined) ?? []).filter((c) =>
+          /Max-Age=0/.test(c),
+        );
+        expect(cleared).toEqual(store === 'cookie' ? [] : expect.any(Array));
+        await browser.get('/token/p').expect(401);
+        expect(endpoint.requests).toHaveLength(2);
+      },
+    );
+
+    it('answers any other refusal as it is and keeps the tokens, even while the old one works', async () => {
+      await start();
+      await dueLogin();
+      endpoint.answer = () => ({ status: 401, body: { error: 'invalid_client' } });
+      expect((await browser.get('/token/p').expect(502)).body).toMatchObject({
+        error: 'provider_error',
+        provider_error: 'invalid_client',
+      });
+      endpoint.answer = () => body(tokensWith({ access_token: 'at-2', expires_in: 600 }));
+      expect((await tokens()).accessToken).toBe('at-2');
     });
   });
 
