@@ -157,6 +157,19 @@ describe.each(adapters)('$name adapter', (adapter) => {
       expect([...(lastRequest()?.params.keys() ?? [])].sort()).toEqual(['code', 'grant_type']);
     });
 
+    it('reports a refused revocation with the tokens it quotes taken out', async () => {
+      await start({ revoke: { kind: 'rfc7009', url: `${endpoint.origin}/revoke` } });
+      await logIn(body(tokensWith({ refresh_token: 'rt-quoted' })));
+      endpoint.revokeAnswer = (req) => ({
+        status: 400,
+        body: { error: 'invalid_request', error_description: `cannot revoke ${req.params.get('token')} for at-1` },
+      });
+      await browser.post('/disconnect/p').expect(204);
+      expect(reported).toEqual([
+        expect.objectContaining({ code: 'provider_error', errorDescription: 'cannot revoke [redacted] for [redacted]' }),
+      ]);
+    });
+
     it('revokes at logout with the credentials where the profile’s revocation wants them', async () => {
       await start({
         revoke: { kind: 'rfc7009', url: `${endpoint.origin}/revoke`, clientAuth: { in: 'body', secret: 'client_secret' } },
@@ -476,6 +489,30 @@ describe.each(adapters)('$name adapter', (adapter) => {
       });
       endpoint.answer = () => body(tokensWith({ access_token: 'at-2', expires_in: 600 }));
       expect((await tokens()).accessToken).toBe('at-2');
+    });
+  });
+
+  describe("req.oauth.fetch, against an API (the endpoint's /info)", () => {
+    const api = () => `/fetch/p?url=${encodeURIComponent(`${endpoint.origin}/info`)}`;
+
+    it('sends an API refusal back as it is when the refresh it made gives the same token', async () => {
+      await start();
+      await logIn(body(tokensWith({ expires_in: 600, refresh_token: 'rt-1' })));
+      endpoint.infoAnswer = () => ({ status: 401, body: { error: 'expired' } });
+      endpoint.answer = () => body(tokensWith({ expires_in: 600 })); // the same access token, at-1
+      expect((await browser.get(api()).expect(200)).body).toEqual({ status: 401, body: { error: 'expired' } });
+      expect(endpoint.infoRequests.map((r) => r.authorization)).toEqual(['Bearer at-1']);
+      expect(endpoint.requests.map((r) => r.params.get('grant_type'))).toEqual(['authorization_code', 'refresh_token']);
+    });
+
+    it('retries with the refreshed token after a status the profile says means expired', async () => {
+      await start({ expiredStatuses: [403] });
+      await logIn(body(tokensWith({ expires_in: 600, refresh_token: 'rt-1' })));
+      endpoint.infoAnswer = (req) =>
+        req.authorization === 'Bearer at-2' ? body({ ok: true }) : { status: 403, body: { error: 'expired' } };
+      endpoint.answer = () => body(tokensWith({ access_token: 'at-2', expires_in: 600 }));
+      expect((await browser.get(api()).expect(200)).body).toEqual({ status: 200, body: { ok: true } });
+      expect(endpoint.infoRequests.map((r) => r.authorization)).toEqual(['Bearer at-1', 'Bearer at-2']);
     });
   });
 
