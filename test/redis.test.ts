@@ -317,4 +317,44 @@ describe('how long Redis keeps a login’s tokens', () => {
       await endpoint.close();
     }
   });
+
+  it("keeps the refresh token's lifetime through a refresh that says nothing of it", async () => {
+    const endpoint = await startTokenEndpoint();
+    const prefix = uniquePrefix('lifetime');
+    const app = await adapter!.start(
+      createOAuth({
+        baseUrl: BASE_URL,
+        secret: SECRET,
+        store: redisStore({ client: shared, prefix }),
+        subject: () => 'alice',
+        providers: {
+          p: oauth2({
+            authorization: `${endpoint.origin}/authorize`,
+            token: `${endpoint.origin}/token`,
+            clientId: 'c',
+            clientSecret: 's',
+          }),
+        },
+      }),
+    );
+    try {
+      // Due at once (skew 60 s); the refresh answer keeps the refresh token and says nothing of its lifetime.
+      endpoint.answer = () => ({
+        status: 200,
+        body: { access_token: 'at-1', token_type: 'Bearer', expires_in: 30, refresh_token: 'rt', refresh_token_expires_in: 600 },
+      });
+      const agent = request.agent(app.server);
+      const started = await agent.get('/auth/p/login').expect(302);
+      const state = new URL(started.headers.location as string).searchParams.get('state') as string;
+      await agent.get(`/auth/p/callback?code=c&state=${state}`).expect(302);
+      endpoint.answer = () => ({ status: 200, body: { access_token: 'at-2', token_type: 'Bearer', expires_in: 3600 } });
+      expect((await agent.get('/token/p').expect(200)).body.accessToken).toBe('at-2');
+      const ttl = await shared.ttl(`${prefix}tokens:{user:alice}:p`);
+      expect(ttl).toBeGreaterThanOrEqual(650);
+      expect(ttl).toBeLessThanOrEqual(660);
+    } finally {
+      await app.close();
+      await endpoint.close();
+    }
+  });
 });
