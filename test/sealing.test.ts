@@ -12,7 +12,8 @@
  *   deleted nor written back, while the session shrinks or is deleted chunk by chunk;
  * - a session the app reads cannot be changed through what `getToken` returns (it is frozen);
  * - after the response head is sent, a refresh still hands out its token and a logout still ends,
- *   and `onError` says the session cookie could not be written.
+ *   and `onError` says the session cookie could not be written; a token due but not expired is
+ *   then not refreshed in a cookie session (its successor could not be kept), and is in a server one.
  */
 import { createServer, type Server } from 'node:http';
 import express from 'express';
@@ -22,7 +23,7 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as expressAdapter from '../adapters/express/index.js';
 import * as koaAdapter from '../adapters/koa/index.js';
-import { createOAuth, type OAuth, type OAuthConfig, type OAuthContext } from '../src/index.js';
+import { createOAuth, memoryStore, type OAuth, type OAuthConfig, type OAuthContext } from '../src/index.js';
 import { oauth2 } from '../src/providers/index.js';
 import { adapters, frameworks, type RunningApp } from './support/apps.js';
 import { freshTokens, startTokenEndpoint, type TokenAnswer, type TokenEndpoint } from './support/token-endpoint.js';
@@ -282,8 +283,8 @@ function koaApp(oauth: OAuth, Framework: typeof Koa) {
 describe.each(frameworks)('$name, routes of its own', ({ kind, framework }) => {
   const servers: Server[] = [];
   const errors: unknown[] = [];
-  async function start(): Promise<Server> {
-    const oauth = createOAuth(config({ hooks: { onError: (err) => errors.push(err) } }));
+  async function start(overrides: Partial<OAuthConfig> = {}): Promise<Server> {
+    const oauth = createOAuth(config({ hooks: { onError: (err) => errors.push(err) }, ...overrides }));
     const server = createServer(
       kind === 'express' ? expressApp(oauth, framework as typeof express) : koaApp(oauth, framework as typeof Koa).callback(),
     );
@@ -325,6 +326,21 @@ describe.each(frameworks)('$name, routes of its own', ({ kind, framework }) => {
       expect(unwritten()).toHaveLength(1);
     },
   );
+
+  it.each([
+    ['the cookie store: the token that still works, no refresh', 'cookie', 0],
+    ['a server store: a refresh, stored all the same', 'memory', 1],
+  ] as const)('hands out, for a token due but not expired once the head was sent, with %s', async (_case, store, refreshes) => {
+    const server = await start(store === 'memory' ? { store: memoryStore() } : {});
+    const session = await login(server, tokens(40, 120));
+    const before = endpoint.requests.length;
+    endpoint.answer = tokens(40, 3600);
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 70_000, shouldAdvanceTime: true }); // due (skew 60 s), not expired
+    const res = await request(server).get('/stream/token').set('cookie', session.join('; ')).expect(200);
+    vi.useRealTimers();
+    expect(res.text.split('\n')[0]).toBe('head sent');
+    expect(endpoint.requests.length - before).toBe(refreshes);
+  });
 
   it('ends a logout made after the head was sent, and reports the cookie it could not delete', async () => {
     const server = await start();
