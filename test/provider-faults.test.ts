@@ -341,6 +341,50 @@ describe('a failed provider call', () => {
     expect(translated.code).toBe(code);
   });
 
+  const UNREACHABLE = 'The provider could not be reached, or its answer was cut off or late.';
+  const chain = (depth: number): Error =>
+    depth === 0 ? new RangeError('bottom') : new Error(`level ${depth}`, { cause: chain(depth - 1) });
+  it.each([
+    [
+      'a refused connection',
+      new TypeError('fetch failed', { cause: syscall('ECONNREFUSED') }),
+      ['provider_unavailable', UNREACHABLE, 'TypeError: fetch failed <- Error: ECONNREFUSED'],
+    ],
+    [
+      'a timeout inside an error',
+      new Error('outer', { cause: timeout }),
+      ['provider_unavailable', UNREACHABLE, 'Error: outer <- TimeoutError: The operation was aborted due to timeout'],
+    ],
+    [
+      'another TypeError',
+      new TypeError('bad header'),
+      ['provider_unavailable', 'The provider could not be reached.', 'TypeError: bad header'],
+    ],
+    [
+      "an Error that only says fetch's word",
+      new Error('terminated'),
+      ['invalid_response', 'The provider call failed unexpectedly.', 'Error: terminated'],
+    ],
+    [
+      'an error whose code is no text',
+      Object.assign(new Error('odd'), { code: 42 }),
+      ['invalid_response', 'The provider call failed unexpectedly.', 'Error: odd'],
+    ],
+    ['something not an error', 'a string', ['invalid_response', 'The provider call failed unexpectedly.', 'non-error thrown']],
+    [
+      'a chain of causes longer than six',
+      chain(8),
+      [
+        'invalid_response',
+        'The provider call failed unexpectedly.',
+        'Error: level 8 <- Error <- Error <- Error <- Error <- Error',
+      ],
+    ],
+  ])('says what %s is, in its code, message and summary', (_, err, [code, message, summary]) => {
+    const translated = translateClientError(err);
+    expect([translated.code, translated.message, (translated.cause as Error).message]).toEqual([code, message, summary]);
+  });
+
   it("keeps nothing of the answer in the cause's summary: a JSON parse error quotes the body", () => {
     const quoted = new SyntaxError('Unexpected token \'a\', "access-token-123 and more" is not valid JSON');
     const summary = String((translateClientError(unreadable(quoted)).cause as Error).message);
