@@ -1,7 +1,14 @@
 /** Start-up validation: every bad configuration fails fast with config_invalid, naming the field. */
 import { describe, expect, it } from 'vitest';
 import { createOAuth, memoryStore, type OAuthConfig, OAuthError } from '../src/index.js';
-import { oauth2, oidc } from '../src/providers/index.js';
+import {
+  fromProfile,
+  oauth2,
+  oidc,
+  type PresetOptions,
+  type ProviderProfile,
+  sunshineConversations,
+} from '../src/providers/index.js';
 
 const good: OAuthConfig = {
   baseUrl: 'https://app.example.com',
@@ -124,6 +131,79 @@ describe('createOAuth configuration', () => {
   ])('says what is wrong with an oidc() provider with %s', (_name, options, problem) => {
     expect(() => createOAuth({ ...good, providers: { g: oidc(options) } })).toThrow(
       expect.objectContaining({ message: `Invalid configuration: providers.g.${problem}.` }),
+    );
+  });
+
+  const profile = (changes: Partial<ProviderProfile> = {}): ProviderProfile => ({
+    name: 'acme',
+    authorization: { url: 'https://acme.example/authorize' },
+    token: { url: 'https://acme.example/token' },
+    ...changes,
+  });
+  it.each<[string, ProviderProfile, Partial<PresetOptions>, string]>([
+    [
+      'an http authorization URL',
+      profile(),
+      { endpoints: { authorization: 'http://acme.example/a' } },
+      `endpoints.authorization ${HTTPS}`,
+    ],
+    ['an http refresh URL', profile(), { endpoints: { refresh: 'http://acme.example/r' } }, `endpoints.refresh ${HTTPS}`],
+    [
+      'an http revocation URL',
+      profile({ revoke: { kind: 'rfc7009', url: 'https://acme.example/revoke' } }),
+      { endpoints: { revoke: 'http://acme.example/v' } },
+      `endpoints.revoke ${HTTPS}`,
+    ],
+    [
+      'an http token-info URL',
+      profile({ tokenInfo: { url: 'https://acme.example/info', extras: {} } }),
+      { endpoints: { tokenInfo: 'http://acme.example/i' } },
+      `endpoints.tokenInfo ${HTTPS}`,
+    ],
+    [
+      'an RFC 7009 revocation URL with a placeholder',
+      profile({ revoke: { kind: 'rfc7009', url: 'https://acme.example/{tenant}/revoke' } }),
+      {},
+      'endpoints.revoke holds {tenant}, which nothing fills in',
+    ],
+    [
+      'headers that are no object',
+      profile(),
+      { headers: 'x-app: 1' as never },
+      'headers must be an object of header names and values',
+    ],
+    [
+      'a header the profile sets, in another case',
+      profile({ token: { url: 'https://acme.example/token', headers: { 'X-Api-Version': '2' } } }),
+      { headers: { 'x-api-version': '3' } },
+      'headers.x-api-version is set by the library and cannot be overridden',
+    ],
+    [
+      'a header named as the client secret is sent, in another case',
+      profile({ token: { url: 'https://acme.example/token', clientAuth: { in: 'header', name: 'X-Secret' } } }),
+      { headers: { 'x-secret': 'mine' } },
+      'headers.x-secret is set by the library and cannot be overridden',
+    ],
+    [
+      'a header value that is no text',
+      profile(),
+      { headers: { 'x-app': 1 as never } },
+      'headers.x-app must be a string without line breaks',
+    ],
+  ])('says what is wrong with a profile’s provider with %s', (_name, described, options, problem) => {
+    const provider = fromProfile(described, { clientId: 'id', clientSecret: 's', ...options });
+    expect(() => createOAuth({ ...good, providers: { g: provider } })).toThrow(
+      expect.objectContaining({ message: `Invalid configuration: providers.g.${problem}.` }),
+    );
+  });
+
+  it('says a Sunshine subdomain must be a host label', () => {
+    const provider = sunshineConversations({ clientId: 'id', clientSecret: 's', subdomain: 'a.b' });
+    expect(() => createOAuth({ ...good, providers: { g: provider } })).toThrow(
+      expect.objectContaining({
+        message:
+          'Invalid configuration: providers.g.subdomain must be a DNS label: letters, digits and inner hyphens, 63 at most.',
+      }),
     );
   });
 

@@ -144,6 +144,16 @@ describe.each(adapters)('$name adapter', (adapter) => {
       expect(scoped.searchParams.has('scope')).toBe(false);
     });
 
+    it('sends no nonce for an openid scope when the profile names no OpenID issuer (no ID token it could check)', async () => {
+      await start({}, { scopes: ['openid'] });
+      const location = new URL((await browser.get('/auth/p/login').expect(302)).headers.location as string);
+      expect(location.searchParams.get('scope')).toBe('openid');
+      expect(location.searchParams.has('nonce')).toBe(false);
+      await start({ oidc: { issuer: endpoint.origin } }, { scopes: ['openid'] });
+      const openid = new URL((await browser.get('/auth/p/login').expect(302)).headers.location as string);
+      expect(openid.searchParams.get('nonce')).toMatch(/^[\w-]{43}$/);
+    });
+
     it('never refreshes at a provider without refresh: a due token asks for a new login', async () => {
       await start({ refresh: false });
       await logIn(body(tokensWith({ expires_in: 0, refresh_token: 'rt-1' })));

@@ -32,6 +32,7 @@ export function oidc(options: OidcOptions): ProviderDefinition {
   async function discover(): Promise<ProviderClient> {
     const issuer = new URL(options.issuer);
     const config = await client.discovery(issuer, options.clientId, undefined, clientAuthentication(options), {
+      // Stryker disable next-line ConditionalExpression: start-up refuses http: anywhere but loopback; https: needs no allowance.
       execute: issuer.protocol === 'http:' ? [client.allowInsecureRequests] : [],
       timeout: options.timeoutSeconds ?? 10,
     });
@@ -53,6 +54,7 @@ export function oidc(options: OidcOptions): ProviderDefinition {
     // An ID token (and so a nonce) only when `openid` is asked for: without it there is none.
     nonce: scopes.includes('openid'),
     timeoutSeconds: options.timeoutSeconds ?? 10,
+    // Stryker disable next-line ArrayDeclaration,StringLiteral: the flow reads access_denied as a decline whatever this lists.
     deniedErrors: ['access_denied'],
     withoutState: 'refuse',
     expiredStatuses: [401],
