@@ -20,7 +20,7 @@ import {
 } from './support/authorization-server.js';
 import { oauth2 } from '../src/providers/index.js';
 import { privateRedis, redisClient, uniquePrefix } from './support/redis.js';
-import { startTokenEndpoint } from './support/token-endpoint.js';
+import { startTokenEndpoint, type TokenEndpoint } from './support/token-endpoint.js';
 
 const SECRET = 'redis-test-secret-0123456789-abcdefgh';
 let op: TestServer;
@@ -272,6 +272,53 @@ describe('refreshed tokens in Redis', () => {
 describe('how long Redis keeps a login’s tokens', () => {
   const [adapter] = adapters;
   const DAY = 24 * 3600;
+
+  /** Logs a browser in at a local token endpoint answering `answer`, runs `check`, stops everything. */
+  async function signedIn(
+    options: { byUser: boolean; answer: Record<string, unknown> },
+    check: (context: { prefix: string; agent: request.Agent; endpoint: TokenEndpoint }) => Promise<void>,
+  ): Promise<void> {
+    const endpoint = await startTokenEndpoint();
+    const prefix = uniquePrefix('lifetime');
+    endpoint.answer = () => ({
+      status: 200,
+      body: { access_token: 'at', token_type: 'Bearer', expires_in: 3600, ...options.answer },
+    });
+    const app = await adapter!.start(
+      createOAuth({
+        baseUrl: BASE_URL,
+        secret: SECRET,
+        store: redisStore({ client: shared, prefix }),
+        sessionMaxAgeSeconds: 5000,
+        ...(options.byUser ? { subject: () => 'alice' } : {}),
+        providers: {
+          p: oauth2({
+            authorization: `${endpoint.origin}/authorize`,
+            token: `${endpoint.origin}/token`,
+            clientId: 'c',
+            clientSecret: 's',
+          }),
+        },
+      }),
+    );
+    try {
+      const agent = request.agent(app.server);
+      const started = await agent.get('/auth/p/login').expect(302);
+      const state = new URL(started.headers.location as string).searchParams.get('state') as string;
+      await agent.get(`/auth/p/callback?code=c&state=${state}`).expect(302);
+      await check({ prefix, agent, endpoint });
+    } finally {
+      await app.close();
+      await endpoint.close();
+    }
+  }
+
+  async function expectTtl(key: string, seconds: number): Promise<void> {
+    const ttl = await shared.ttl(key);
+    expect(ttl).toBeGreaterThanOrEqual(seconds - 5);
+    expect(ttl).toBeLessThanOrEqual(seconds);
+  }
+
   it.each([
     // Keyed by the session cookie: as long as the cookie lives, unless the refresh token expires first.
     ['a session cookie, a refresh token of unknown lifetime', false, { refresh_token: 'rt' }, 5000],
@@ -282,79 +329,20 @@ describe('how long Redis keeps a login’s tokens', () => {
     ['an app user, only an access token for 3000 s', true, { expires_in: 3000 }, 3060],
     ['an app user, only an access token for 2 years', true, { expires_in: 2 * 365 * DAY }, 400 * DAY],
   ] as const)('for %s: %i s, a minute past what they are good for', async (_name, byUser, answer, seconds) => {
-    const endpoint = await startTokenEndpoint();
-    const prefix = uniquePrefix('lifetime');
-    endpoint.answer = () => ({ status: 200, body: { access_token: 'at', token_type: 'Bearer', expires_in: 3600, ...answer } });
-    const app = await adapter!.start(
-      createOAuth({
-        baseUrl: BASE_URL,
-        secret: SECRET,
-        store: redisStore({ client: shared, prefix }),
-        sessionMaxAgeSeconds: 5000,
-        ...(byUser ? { subject: () => 'alice' } : {}),
-        providers: {
-          p: oauth2({
-            authorization: `${endpoint.origin}/authorize`,
-            token: `${endpoint.origin}/token`,
-            clientId: 'c',
-            clientSecret: 's',
-          }),
-        },
-      }),
-    );
-    try {
-      const agent = request.agent(app.server);
-      const started = await agent.get('/auth/p/login').expect(302);
-      const state = new URL(started.headers.location as string).searchParams.get('state') as string;
-      await agent.get(`/auth/p/callback?code=c&state=${state}`).expect(302);
+    await signedIn({ byUser, answer }, async ({ prefix }) => {
       const keys = await shared.keys(`${prefix}tokens:*`);
       expect(keys).toEqual([byUser ? `${prefix}tokens:{user:alice}:p` : expect.stringMatching(/^.+tokens:\{[\w-]{43}\}:p$/)]);
-      const ttl = await shared.ttl(keys[0] as string);
-      expect(ttl).toBeGreaterThanOrEqual(seconds - 5);
-      expect(ttl).toBeLessThanOrEqual(seconds);
-    } finally {
-      await app.close();
-      await endpoint.close();
-    }
+      await expectTtl(keys[0] as string, seconds);
+    });
   });
 
   it("keeps the refresh token's lifetime through a refresh that says nothing of it", async () => {
-    const endpoint = await startTokenEndpoint();
-    const prefix = uniquePrefix('lifetime');
-    const app = await adapter!.start(
-      createOAuth({
-        baseUrl: BASE_URL,
-        secret: SECRET,
-        store: redisStore({ client: shared, prefix }),
-        subject: () => 'alice',
-        providers: {
-          p: oauth2({
-            authorization: `${endpoint.origin}/authorize`,
-            token: `${endpoint.origin}/token`,
-            clientId: 'c',
-            clientSecret: 's',
-          }),
-        },
-      }),
-    );
-    try {
-      // Due at once (skew 60 s); the refresh answer keeps the refresh token and says nothing of its lifetime.
-      endpoint.answer = () => ({
-        status: 200,
-        body: { access_token: 'at-1', token_type: 'Bearer', expires_in: 30, refresh_token: 'rt', refresh_token_expires_in: 600 },
-      });
-      const agent = request.agent(app.server);
-      const started = await agent.get('/auth/p/login').expect(302);
-      const state = new URL(started.headers.location as string).searchParams.get('state') as string;
-      await agent.get(`/auth/p/callback?code=c&state=${state}`).expect(302);
+    // Due at once (skew 60 s); the refresh answer keeps the refresh token and says nothing of its lifetime.
+    const answer = { access_token: 'at-1', expires_in: 30, refresh_token: 'rt', refresh_token_expires_in: 600 };
+    await signedIn({ byUser: true, answer }, async ({ prefix, agent, endpoint }) => {
       endpoint.answer = () => ({ status: 200, body: { access_token: 'at-2', token_type: 'Bearer', expires_in: 3600 } });
       expect((await agent.get('/token/p').expect(200)).body.accessToken).toBe('at-2');
-      const ttl = await shared.ttl(`${prefix}tokens:{user:alice}:p`);
-      expect(ttl).toBeGreaterThanOrEqual(650);
-      expect(ttl).toBeLessThanOrEqual(660);
-    } finally {
-      await app.close();
-      await endpoint.close();
-    }
+      await expectTtl(`${prefix}tokens:{user:alice}:p`, 660);
+    });
   });
 });
