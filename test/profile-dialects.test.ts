@@ -70,7 +70,8 @@ describe.each(adapters)('$name adapter', (adapter) => {
       secret: 's'.repeat(40),
       // Memory: one app user, so that the test reads the tokens outside a request too.
       ...(store === 'memory' ? { store: memoryStore(), subject: () => USER } : {}),
-      providers: { p: dialect(profile, options) },
+      // `op` as well: the test app's guarded route (`/protected`) asks for it.
+      providers: { p: dialect(profile, options), op: dialect(profile, options) },
       hooks: { onError: (err) => reported.push(err as OAuthError) },
     });
     app = await adapter.start(oauth);
@@ -85,11 +86,11 @@ describe.each(adapters)('$name adapter', (adapter) => {
   });
 
   /** The callback's answer to a login the endpoint answers with `answer`. */
-  async function logIn(answer?: TokenAnswer) {
+  async function logIn(answer?: TokenAnswer, provider = 'p') {
     if (answer) endpoint.answer = () => answer;
-    const started = await browser.get('/auth/p/login').expect(302);
+    const started = await browser.get(`/auth/${provider}/login`).expect(302);
     const state = new URL(started.headers.location as string).searchParams.get('state') as string;
-    return browser.get(`/auth/p/callback?code=the-code&state=${state}`);
+    return browser.get(`/auth/${provider}/callback?code=the-code&state=${state}`);
   }
   const tokens = async () => (await browser.get('/token/p').expect(200)).body as TokenSet;
   const inProcess = () => oauth.tokens(USER).getToken('p');
@@ -488,6 +489,16 @@ describe.each(adapters)('$name adapter', (adapter) => {
         expect(endpoint.requests).toHaveLength(2);
       },
     );
+
+    it('sends a browser to log in again at a guarded route, and tells an API client where', async () => {
+      await start();
+      await logIn(body(tokensWith({ expires_in: 30, refresh_token: 'rt-1' })), 'op');
+      endpoint.answer = () => ({ status: 400, body: { error: 'invalid_grant' } });
+      const api = await browser.get('/protected').set('accept', 'application/json').expect(401);
+      expect(api.body).toEqual({ error: 'reauth_required', provider: 'op', login: '/auth/op/login?returnTo=%2Fprotected' });
+      const page = await browser.get('/protected').set('accept', 'text/html').expect(302);
+      expect(page.headers.location).toBe('/auth/op/login?returnTo=%2Fprotected');
+    });
 
     it('answers any other refusal as it is and keeps the tokens, even while the old one works', async () => {
       await start();
