@@ -23,15 +23,15 @@ const quoted = (request: TokenRequest) => `${request.body} ${request.authorizati
 
 /**
  * Signs in (`ok`), or refuses quoting the whole request, decoded (`echo`) or as sent (`echo-encoded`),
- * or quoting only the code or refresh token after 290 characters (`cut`): across the 300 characters a
- * description is cut to.
+ * or quoting only the code or refresh token after 290 characters, then more (`cut`): across the 300
+ * characters a description is cut to.
  */
 function echoing(endpoint: TokenEndpoint, mode: 'ok' | 'echo' | 'echo-encoded' | 'cut') {
   endpoint.answer = (request) => {
     if (mode === 'ok') return { status: 200, body: freshTokens() };
     if (mode === 'cut') {
       const secret = request.params.get('code') ?? request.params.get('refresh_token');
-      return { status: 400, body: { error: 'invalid_grant', error_description: `${'.'.repeat(290)}${secret}` } };
+      return { status: 400, body: { error: 'invalid_grant', error_description: `${'.'.repeat(290)}${secret} and more` } };
     }
     const text = mode === 'echo' ? decodeURIComponent(quoted(request).replace(/\+/g, ' ')) : quoted(request);
     return { status: 400, body: { error: 'invalid_grant', error_description: `refused: ${text}` } };
