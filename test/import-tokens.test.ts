@@ -91,6 +91,19 @@ describe('importTokens with fields', () => {
   });
 });
 
+describe("importTokens with the provider's own answer, for a profile", () => {
+  it.each([
+    ['no access token', { expires_in: 'soon' }],
+    ['an empty access token', { access_token: '', expires_in: 'soon' }],
+  ])('tells of %s first, whatever else is wrong', async (_case, answer) => {
+    const refused = await oauthWithStore()
+      .tokens('u')
+      .importTokens('p', { answer })
+      .catch((err: unknown) => err);
+    expect(refused).toMatchObject({ code: 'invalid_response', message: 'The token answer holds no access token.' });
+  });
+});
+
 describe('oauth.tokens(user)', () => {
   it('needs the subject option, and a user that is text', () => {
     const withoutSubject = createOAuth({

@@ -116,8 +116,11 @@ describe.each(adapters)('$name adapter', (adapter) => {
       expect(lastRequest()?.params.get('client_secret')).toBe(CLIENT_SECRET);
     });
 
-    it('sends a public client’s id in the body and no secret anywhere', async () => {
-      await start({ token: { clientAuth: { in: 'none' } } }, { clientSecret: undefined });
+    it('sends a public client’s id in the body and no secret anywhere, at a refresh URL of its own too', async () => {
+      await start(
+        { token: { clientAuth: { in: 'none' } }, refresh: { url: `${endpoint.origin}/token/refresh` } },
+        { clientSecret: undefined },
+      );
       await logIn().then((r) => expect(r.status).toBe(302));
       expect(lastRequest()?.authorization).toBeUndefined();
       expect(lastRequest()?.params.get('client_id')).toBe(CLIENT_ID);
@@ -301,8 +304,8 @@ describe.each(adapters)('$name adapter', (adapter) => {
     });
 
     it('keeps only the extras the profile names, and none that is absent', async () => {
-      await start({ response: { extras: ['account.id', 'account.missing', 'region'] } });
-      await logIn(body(tokensWith({ account: { id: 'acc-1' }, region: 'eu', other: 'x' })));
+      await start({ response: { extras: ['account.id', 'account.missing', 'region', 'team.id'] } });
+      await logIn(body(tokensWith({ account: { id: 'acc-1' }, region: 'eu', other: 'x', team: null })));
       expect((await inProcess()).extras).toEqual({ id: 'acc-1', region: 'eu' });
     });
 
@@ -342,6 +345,9 @@ describe.each(adapters)('$name adapter', (adapter) => {
       await start({ errors: { read: [{ error: 'fault.id' }, { error: 'fault.code', description: 'fault.text' }] } });
       await logIn({ status: 400, body: { fault: { id: '', code: 1001, text: 'spent' }, error: 'ignored' } });
       expect(reported[0]).toMatchObject({ code: 'provider_error', error: '1001', errorDescription: 'spent' });
+      await start({ errors: { read: [{ error: 'faults.1.id', description: 'faults.1.text' }] } });
+      await logIn({ status: 400, body: { faults: [{ id: 'first' }, { id: 'second', text: 'spent' }] } });
+      expect(reported[0]).toMatchObject({ error: 'second', errorDescription: 'spent' });
     });
 
     it.each([
@@ -394,7 +400,7 @@ describe.each(adapters)('$name adapter', (adapter) => {
     });
 
     it.each([
-      [503, 'provider_unavailable'],
+      [500, 'provider_unavailable'],
       [429, 'provider_unavailable'],
       [401, 'provider_error'],
     ])('reports a revocation it cannot address when token info fails (%i) at login and at logout', async (status, code) => {
@@ -560,7 +566,7 @@ describe.each(adapters)('$name adapter', (adapter) => {
     });
 
     it.each([
-      [503, 'provider_unavailable', undefined],
+      [500, 'provider_unavailable', undefined],
       [429, 'provider_unavailable', undefined],
       [400, 'provider_error', 'gone'],
     ])('reports a refused recovery (%i) and asks for a new login', async (status, code, error) => {
