@@ -151,17 +151,16 @@ export class RequestSession {
   /**
    * Writes refreshed tokens under a key, for the refresh lock's holder: only over `expected` (the
    * sealed value it read under the lock) when the store can compare (`putIf`), so tokens written
-   * meanwhile by anyone else are never overwritten. Resolves false when they were: nothing written.
+   * meanwhile by anyone else are never overwritten (then nothing is written: the store keeps theirs).
    * A write that fails is remembered, so that writing the same tokens again later (a request that
    * holds them) stays fenced on the same value.
    */
-  async writeShared(key: string, provider: string, tokens: StoredTokens, expected?: string): Promise<boolean> {
+  async writeShared(key: string, provider: string, tokens: StoredTokens, expected?: string): Promise<void> {
     const store = this.#config.store;
-    if (store.kind !== 'server') return true;
+    if (store.kind !== 'server') return;
     if (expected !== undefined) unwritten.set(tokens, { key, expected });
-    const written = await this.#putSealed(store, key, provider, tokens);
+    await this.#putSealed(store, key, provider, tokens);
     unwritten.delete(tokens);
-    return written;
   }
 
   /**
@@ -287,8 +286,8 @@ export class RequestSession {
     if (sid !== undefined && this.#subjectKey === undefined) await this.#writeCookie(provider, { sid });
   }
 
-  /** Writes sealed tokens; fenced (see `writeShared`) when a fenced write of these very tokens is pending. Resolves whether written. */
-  async #putSealed(store: ServerTokenStore, key: string, provider: string, tokens: StoredTokens): Promise<boolean> {
+  /** Writes sealed tokens; fenced (see `writeShared`) when a fenced write of these very tokens is pending. */
+  async #putSealed(store: ServerTokenStore, key: string, provider: string, tokens: StoredTokens): Promise<void> {
     // Every key expires: with the refresh token when the provider says when, else with the session
     // cookie that finds it (renewed on every write), or after the longest lifetime for a user's key.
     const unknown = key === this.#sids.get(provider) ? this.#config.sessionMaxAgeSeconds : UNKNOWN_LIFETIME_SECONDS;
@@ -298,12 +297,12 @@ export class RequestSession {
     const fence = unwritten.get(tokens);
     const putIf = store.putIf?.bind(store);
     if (fence?.key === key && putIf) {
-      const written = await guard(() => putIf(key, provider, sealed, ttl, fence.expected));
+      // Not written when someone else wrote since: theirs is newer than these.
+      await guard(() => putIf(key, provider, sealed, ttl, fence.expected));
       unwritten.delete(tokens);
-      return written;
+      return;
     }
     await guard(() => store.put(key, provider, sealed, ttl));
-    return true;
   }
 
   /** Writes (or with `undefined`, deletes) a provider's session cookie. */

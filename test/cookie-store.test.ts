@@ -97,6 +97,26 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
     expect(still.body.connections).toEqual(['one']); // the first login is intact
   });
 
+  it('does not count a cookie that no longer unseals (an old secret) against the budget of another login', async () => {
+    const oauth = createOAuth({
+      baseUrl: BASE_URL,
+      secret: 's'.repeat(40),
+      store: cookieStore({ maxChunks: 1 }),
+      providers: { one: provider(), two: provider() },
+    });
+    app = await adapter.start(oauth);
+    const browser = request(app.server);
+    const started = await browser.get('/auth/two/login').expect(302);
+    const transaction = (started.headers['set-cookie'] as unknown as string[]).map((line) => line.split(';')[0]);
+    const callback = await completeLogin(started.headers.location as string);
+    const stale = `oauth_session-one=${'Fe26.2*1*unreadable'.padEnd(200, 'x')}`;
+    const landed = await browser
+      .get(callback.pathname + callback.search)
+      .set('Cookie', [...transaction, stale].join('; '))
+      .expect(302);
+    expect(JSON.stringify(landed.headers['set-cookie'])).toContain('oauth_session-two=');
+  });
+
   it('counts every chunk of one login against the budget: tokens needing three cookies out of two are refused', async () => {
     const bulky = await startTokenEndpoint();
     try {

@@ -506,6 +506,20 @@ describe.each(adapters)('$name adapter', (adapter) => {
       expect(page.headers.location).toBe('/auth/op/login?returnTo=%2Fprotected');
     });
 
+    it('ends the grant when the refused tokens are the successor of those a request read', async () => {
+      await start();
+      await logIn(body(tokensWith({ expires_in: 0, refresh_token: 'rt-1' })));
+      const holder = oauth.tokens(USER);
+      expect(await holder.isConnected('p')).toBe(true); // the holder has read at-1
+      endpoint.answer = () => body(tokensWith({ access_token: 'at-2', expires_in: 0, refresh_token: 'rt-2' }));
+      expect((await inProcess()).accessToken).toBe('at-2'); // another request refreshes: at-2, due at once
+      endpoint.answer = () => ({ status: 400, body: { error: 'invalid_grant' } });
+      await expect(holder.getToken('p')).rejects.toMatchObject({ code: 'reauth_required' });
+      expect(endpoint.requests.at(-1)?.params.get('refresh_token')).toBe('rt-2');
+      // The store held the refused successor, not newer tokens: removed.
+      expect(await oauth.tokens(USER).isConnected('p')).toBe(false);
+    });
+
     it('answers any other refusal as it is and keeps the tokens, even while the old one works', async () => {
       await start();
       await dueLogin();
