@@ -117,5 +117,6 @@ function send(ctx: Context, result: RouteResult): void {
   ctx.status = result.status;
   if (result.location !== undefined) ctx.set('location', result.location);
   if (result.json !== undefined) ctx.body = result.json;
-  else if (result.status !== 204) ctx.body = '';
+  // An empty body, not Koa's default status text; on a 204 Koa sends none at all.
+  else ctx.body = '';
 }
