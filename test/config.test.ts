@@ -238,4 +238,165 @@ describe('createOAuth configuration', () => {
     expect(String((thrown as Error).message)).not.toContain(secret.slice(0, 10));
     expect(JSON.stringify(thrown)).not.toContain(secret.slice(0, 10));
   });
+  const message = (change: (c: OAuthConfig) => OAuthConfig) => {
+    try {
+      createOAuth(change({ ...good }));
+    } catch (err) {
+      return (err as OAuthError).message;
+    }
+    return 'accepted';
+  };
+  it.each<[string, (c: OAuthConfig) => OAuthConfig, string]>([
+    ['no configuration', () => undefined as never, 'config must be an object'],
+    ['a baseUrl that is no text', (c) => ({ ...c, baseUrl: 7 as never }), 'baseUrl is required'],
+    ['a relative baseUrl', (c) => ({ ...c, baseUrl: '/app' }), 'baseUrl is not an absolute URL'],
+    ['an http baseUrl on a public host', (c) => ({ ...c, baseUrl: 'http://app.example.com' }), `baseUrl ${HTTPS}`],
+    ['a baseUrl of another scheme on a loopback host', (c) => ({ ...c, baseUrl: 'ws://localhost' }), `baseUrl ${HTTPS}`],
+    ...(['https://app.example.com/#top', 'https://me@app.example.com', 'https://:pw@app.example.com'] as const).map(
+      (baseUrl): [string, (c: OAuthConfig) => OAuthConfig, string] => [
+        `the baseUrl ${baseUrl}`,
+        (c) => ({ ...c, baseUrl }),
+        'baseUrl must not carry a query, fragment or credentials',
+      ],
+    ),
+    ['a secret that is a number', (c) => ({ ...c, secret: 7 as never }), 'secret is required (at least 32 characters)'],
+    ['a secret of 31 characters', (c) => ({ ...c, secret: 'x'.repeat(31) }), 'secret must be at least 32 characters'],
+    ['no secret in a rotation', (c) => ({ ...c, secret: {} }), 'secret must hold at least one password'],
+    [
+      'a rotation keyed by a name',
+      (c) => ({ ...c, secret: { '1a': 'x'.repeat(32) } }),
+      'secret.1a must be keyed by a number (the newest, highest id seals)',
+    ],
+    ['a rotated secret that is no text', (c) => ({ ...c, secret: { 1: 7 as never } }), 'secret.1 must be at least 32 characters'],
+    [
+      'a prefix that is no text',
+      (c) => ({ ...c, prefix: 7 as never }),
+      "prefix must be a path such as '/auth' (leading slash, no trailing slash)",
+    ],
+    [
+      'an afterLogin to another host',
+      (c) => ({ ...c, afterLogin: '//evil.example' }),
+      "afterLogin must be a local path starting with a single '/'",
+    ],
+    [
+      'providers that are no object',
+      (c) => ({ ...c, providers: 'google' as never }),
+      'providers must name at least one provider',
+    ],
+    [
+      'a provider name of 65 characters',
+      (c) => ({ ...c, providers: { ['a'.repeat(65)]: good.providers.google as never } }),
+      `providers.${'a'.repeat(65)} must be named with letters, digits, - and _ only`,
+    ],
+    [
+      'a provider name starting with a hyphen',
+      (c) => ({ ...c, providers: { '-a': good.providers.google as never } }),
+      'providers.-a must be named with letters, digits, - and _ only',
+    ],
+    [
+      'a provider without problems()',
+      (c) => ({ ...c, providers: { x: { connect: () => undefined } as never } }),
+      'providers.x must be made by a provider factory such as oidc() or oauth2()',
+    ],
+    [
+      'a cookie store of no chunks',
+      (c) => ({ ...c, store: { kind: 'cookie', maxChunks: 0 } as never }),
+      'store must be made by cookieStore(), memoryStore() or another store factory',
+    ],
+    [
+      'a store of another kind',
+      (c) => ({ ...c, store: { kind: 'disk' } as never }),
+      'store must be made by cookieStore(), memoryStore() or another store factory',
+    ],
+    [
+      'a subject that is no function',
+      (c) => ({ ...c, store: memoryStore(), subject: 'alice' as never }),
+      'subject must be a function of the request',
+    ],
+    [
+      'a subject with the cookie store',
+      (c) => ({ ...c, subject: () => 'alice' }),
+      'subject needs a server-side store (memoryStore() or redisStore()): cookies cannot be shared between browsers',
+    ],
+    ['an endless skew', (c) => ({ ...c, refreshSkewSeconds: Infinity }), 'refreshSkewSeconds must be a number >= 0'],
+    [
+      'a cookie name with a dot',
+      (c) => ({ ...c, cookieName: 'my.session' }),
+      'cookieName must use letters, digits, - and _ only',
+    ],
+    ['a session of no seconds', (c) => ({ ...c, sessionMaxAgeSeconds: 0 }), 'sessionMaxAgeSeconds must be a positive integer'],
+    ['a session of 1.5 seconds', (c) => ({ ...c, sessionMaxAgeSeconds: 1.5 }), 'sessionMaxAgeSeconds must be a positive integer'],
+  ])('says what is wrong with %s', (_name, change, problem) => {
+    expect(message(change)).toBe(`Invalid configuration: ${problem}.`);
+  });
+
+  it('accepts the edges of each range, and reads the defaults as documented', () => {
+    const edges = createOAuth({
+      ...good,
+      baseUrl: 'http://[::1]:3000/app/',
+      secret: 'x'.repeat(32),
+      providers: { ['a'.repeat(64)]: good.providers.google as never, 'b_-9': good.providers.google as never },
+      prefix: '/my.app/auth~1',
+      afterLogin: '/home?tab=1',
+      store: memoryStore(),
+      subject: () => 'alice',
+      refreshSkewSeconds: 0,
+      cookieName: 'A-z_0',
+      sessionMaxAgeSeconds: 1,
+    }).config;
+    expect(edges).toMatchObject({
+      baseUrl: 'http://[::1]:3000/app',
+      prefix: '/my.app/auth~1',
+      afterLogin: '/home?tab=1',
+      refreshSkewSeconds: 0,
+      cookieName: 'A-z_0',
+      sessionMaxAgeSeconds: 1,
+      secureCookies: false,
+    });
+    expect(Object.isFrozen(edges.providers)).toBe(true);
+    expect(Object.isFrozen(edges.hooks)).toBe(true);
+
+    const defaults = createOAuth({
+      ...good,
+      baseUrl: 'http://localhost',
+      secret: { 1: 'x'.repeat(32), 20: 'y'.repeat(40) },
+    }).config;
+    expect(defaults).toMatchObject({
+      baseUrl: 'http://localhost',
+      secret: { 1: 'x'.repeat(32), 20: 'y'.repeat(40) },
+      prefix: '/auth',
+      afterLogin: '/',
+      refreshSkewSeconds: 60,
+      cookieName: 'oauth_session', // no __Host- prefix without https
+      sessionMaxAgeSeconds: 30 * 24 * 3600,
+      secureCookies: false,
+      subject: undefined,
+    });
+    expect(Object.isFrozen(defaults.secret)).toBe(true);
+  });
+
+  it('calls each hook with its event and swallows what a hook throws or rejects', async () => {
+    const seen: string[] = [];
+    const { hooks } = createOAuth({
+      ...good,
+      hooks: {
+        onLogin: (event) => void seen.push(`login ${event.provider}`),
+        onRefresh: (event) => {
+          seen.push(`refresh ${event.provider}`);
+          throw new Error('a failing audit');
+        },
+        onLogout: async (event) => {
+          seen.push(`logout ${event.provider}`);
+          throw new Error('a failing audit, async');
+        },
+        onError: (error) => void seen.push(`error ${(error as Error).message}`),
+      },
+    }).config;
+    hooks.onLogin({ provider: 'a' });
+    hooks.onRefresh({ provider: 'b' });
+    hooks.onLogout({ provider: 'c' });
+    hooks.onError(new Error('d'));
+    await new Promise((resolve) => setImmediate(resolve)); // an unhandled rejection would fail the run here
+    expect(seen).toEqual(['login a', 'refresh b', 'logout c', 'error d']);
+  });
 });
