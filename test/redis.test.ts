@@ -326,9 +326,12 @@ describe('how long Redis keeps a login’s tokens', () => {
     // Keyed by the app's user: 400 days unless the provider says less.
     ['an app user, a refresh token of unknown lifetime', true, { refresh_token: 'rt' }, 400 * DAY],
     ['an app user, a refresh token for 600 s', true, { refresh_token: 'rt', refresh_token_expires_in: 600 }, 660],
+    ['an app user, a refresh token for 1 s', true, { refresh_token: 'rt', refresh_token_expires_in: 1 }, 61],
+    // 0 s says nothing (as some providers send for "does not expire"): no lifetime, not one already over.
+    ['an app user, a refresh token for 0 s', true, { refresh_token: 'rt', refresh_token_expires_in: 0 }, 400 * DAY],
     ['an app user, only an access token for 3000 s', true, { expires_in: 3000 }, 3060],
     ['an app user, only an access token for 2 years', true, { expires_in: 2 * 365 * DAY }, 400 * DAY],
-  ] as const)('for %s: %i s, a minute past what they are good for', async (_name, byUser, answer, seconds) => {
+  ] as const)('for %s: a minute past what they are good for', async (_name, byUser, answer, seconds) => {
     await signedIn({ byUser, answer }, async ({ prefix }) => {
       const keys = await shared.keys(`${prefix}tokens:*`);
       expect(keys).toEqual([byUser ? `${prefix}tokens:{user:alice}:p` : expect.stringMatching(/^.+tokens:\{[\w-]{43}\}:p$/)]);
