@@ -215,6 +215,16 @@ describe.each(ADAPTERS)('oidc() ID tokens on $name', (adapter) => {
     },
   );
 
+  it('says why it refuses an ID token issued in the future', async () => {
+    await start();
+    issuer.forge = FORGERIES.find(([name]) => /future \(iat\)/.test(name))?.[1];
+    const { callback } = await harness.login((url) => issuer.authorize(url), 'application/json');
+    expect(callback.body).toMatchObject({
+      error: 'invalid_response',
+      message: 'The ID token claims to be issued in the future (iat).',
+    });
+  });
+
   it.each<[string, Forge]>([
     ['HS256 signed with the client secret', (c, k) => jws({ alg: 'HS256', typ: 'JWT' }, c, k.clientSecret)],
     ['alg none', (c) => jws({ alg: 'none', typ: 'JWT' }, c, null)],
@@ -244,7 +254,9 @@ describe.each(ADAPTERS)('oidc() ID tokens on $name', (adapter) => {
     try {
       await harness.start(provider(keyless));
       const accept = 'application/json';
-      await expectRefused(await harness.login((url) => keyless.authorize(url), accept), accept, NAME, secrets(keyless));
+      const refused = await harness.login((url) => keyless.authorize(url), accept);
+      expect(refused.callback.body.message).toBe('The provider publishes no keys (jwks_uri): its ID token cannot be verified.');
+      await expectRefused(refused, accept, NAME, secrets(keyless));
     } finally {
       await keyless.close();
     }
