@@ -32,6 +32,8 @@ beforeEach(() => {
   endpoint.answer = () => ({ status: 200, body: freshTokens() });
   endpoint.revokeAnswer = () => ({ status: 200, body: '', contentType: 'text/plain' });
   endpoint.infoAnswer = () => ({ status: 404, body: { error: 'not_found' } });
+  endpoint.apiRequests = [];
+  endpoint.apiAnswer = () => ({ status: 200, body: { ok: true } });
 });
 
 type Profile = Omit<ProviderProfile, 'name' | 'authorization' | 'token'> & {
@@ -555,6 +557,42 @@ describe.each(adapters)('$name adapter', (adapter) => {
       endpoint.answer = () => body(tokensWith({ access_token: 'at-2', expires_in: 600 }));
       expect((await browser.get(api()).expect(200)).body).toEqual({ status: 200, body: { ok: true } });
       expect(endpoint.infoRequests.map((r) => r.authorization)).toEqual(['Bearer at-1', 'Bearer at-2']);
+    });
+  });
+
+  describe('oauth.fetch with a body, against an API (the endpoint’s /api)', () => {
+    const bodies: Array<[string, () => RequestInit['body'], string]> = [
+      ['no body (null)', () => null, ''],
+      ['text', () => 'name=deal', 'name=deal'],
+      ['URLSearchParams', () => new URLSearchParams({ name: 'deal' }), 'name=deal'],
+      ['a Blob', () => new Blob(['name=deal']), 'name=deal'],
+      ['an ArrayBuffer', () => new TextEncoder().encode('name=deal').buffer as ArrayBuffer, 'name=deal'],
+      ['a Uint8Array', () => new TextEncoder().encode('name=deal'), 'name=deal'],
+    ];
+    it.each(bodies)('sends %s again with the refreshed token after a 401', async (_name, make, sent) => {
+      await start();
+      await logIn(body(tokensWith({ expires_in: 600, refresh_token: 'rt-1' })));
+      endpoint.apiAnswer = (req) => (req.authorization === 'Bearer at-2' ? body({ ok: true }) : { status: 401, body: {} });
+      endpoint.answer = () => body(tokensWith({ access_token: 'at-2', expires_in: 600 }));
+      const answer = await oauth.tokens(USER).fetch('p', `${endpoint.origin}/api/deals`, { method: 'POST', body: make() });
+      expect(answer.status).toBe(200);
+      expect(endpoint.apiRequests.map((r) => [r.authorization, r.body])).toEqual([
+        ['Bearer at-1', sent],
+        ['Bearer at-2', sent],
+      ]);
+    });
+
+    it('sends a form body again too', async () => {
+      await start();
+      await logIn(body(tokensWith({ expires_in: 600, refresh_token: 'rt-1' })));
+      endpoint.apiAnswer = (req) => (req.authorization === 'Bearer at-2' ? body({ ok: true }) : { status: 401, body: {} });
+      endpoint.answer = () => body(tokensWith({ access_token: 'at-2', expires_in: 600 }));
+      const form = new FormData();
+      form.set('name', 'deal');
+      const answer = await oauth.tokens(USER).fetch('p', `${endpoint.origin}/api/deals`, { method: 'POST', body: form });
+      expect(answer.status).toBe(200);
+      expect(endpoint.apiRequests.map((r) => r.authorization)).toEqual(['Bearer at-1', 'Bearer at-2']);
+      for (const request of endpoint.apiRequests) expect(request.body).toContain('name="name"\r\n\r\ndeal');
     });
   });
 

@@ -5,6 +5,7 @@
  * records every request. Pair it with `oauth2({ authorization: `${origin}/authorize`, token:
  * `${origin}/token`, ... })`, or a profile whose token URLs are under `${origin}/token` (any path and
  * query), whose revocation URL is under `${origin}/revoke`, and whose token-info URL is `${origin}/info`.
+ * An API the tokens are for answers under `${origin}/api`.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -36,12 +37,16 @@ export interface TokenEndpoint {
   revocations: TokenRequest[];
   /** Every token-info request (`GET /info`) so far, oldest first. */
   infoRequests: TokenRequest[];
+  /** Every request to the API (any method under `/api`) so far, oldest first. */
+  apiRequests: TokenRequest[];
   /** What the endpoint answers; replace it at will. Default: fresh 30 s tokens with a new refresh token. */
   answer: (request: TokenRequest) => TokenAnswer;
   /** What a revocation gets. Default: 200, no body. */
   revokeAnswer: (request: TokenRequest) => TokenAnswer;
   /** What a token-info request gets. Default: 404. */
   infoAnswer: (request: TokenRequest) => TokenAnswer;
+  /** What an API request gets. Default: 200 `{ ok: true }`. */
+  apiAnswer: (request: TokenRequest) => TokenAnswer;
   close(): Promise<void>;
 }
 
@@ -66,9 +71,11 @@ export async function startTokenEndpoint(): Promise<TokenEndpoint> {
     requests: [],
     revocations: [],
     infoRequests: [],
+    apiRequests: [],
     answer: () => ({ status: 200, body: freshTokens() }),
     revokeAnswer: () => ({ status: 200, body: '', contentType: 'text/plain' }),
     infoAnswer: () => ({ status: 404, body: { error: 'not_found' } }),
+    apiAnswer: () => ({ status: 200, body: { ok: true } }),
     close: async () => undefined,
   };
   const server = createServer(async (req, res) => {
@@ -108,6 +115,10 @@ export async function startTokenEndpoint(): Promise<TokenEndpoint> {
     if (path === '/info' && req.method === 'GET') {
       endpoint.infoRequests.push(request);
       return send(endpoint.infoAnswer(request));
+    }
+    if (path.startsWith('/api')) {
+      endpoint.apiRequests.push(request);
+      return send(endpoint.apiAnswer(request));
     }
     if (!path.startsWith('/token') || req.method !== 'POST') return json(404, { error: 'not_found' });
     endpoint.requests.push(request);
