@@ -13,7 +13,7 @@ import { calcomPlatform } from '../src/providers/index.js';
 import { redisStore } from '../src/stores/redis.js';
 import { type Emulator, startCalcomPlatformEmulator } from './emulators/index.js';
 import { adapters } from './support/apps.js';
-import { redisClient, uniquePrefix } from './support/redis.js';
+import { ready, redisClient, uniquePrefix } from './support/redis.js';
 
 const BASE_URL = 'http://127.0.0.1:3999';
 const SECRET = 'background-tokens-secret-0123456789-abcdef';
@@ -23,6 +23,7 @@ let shared: Redis;
 beforeAll(async () => {
   emulator = await startCalcomPlatformEmulator({ redirectUri: `${BASE_URL}/auth/cal/callback` });
   shared = redisClient();
+  await ready(shared);
 });
 afterAll(async () => {
   await emulator?.close();

@@ -15,11 +15,12 @@ import {
   type TestServer,
   testProvider,
 } from './support/authorization-server.js';
-import { redisClient, uniquePrefix } from './support/redis.js';
+import { ready, redisClient, uniquePrefix } from './support/redis.js';
 
 let op: TestServer;
 const redis = redisClient();
 beforeAll(async () => {
+  await ready(redis);
   op = await startAuthorizationServer(['one', 'two']);
 });
 afterAll(async () => {

@@ -16,13 +16,14 @@ import {
   type TestServer,
   testProvider,
 } from './support/authorization-server.js';
-import { redisClient, uniquePrefix } from './support/redis.js';
+import { ready, redisClient, uniquePrefix } from './support/redis.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 
 let op: TestServer;
 const redis = redisClient();
 beforeAll(async () => {
+  await ready(redis);
   op = await startAuthorizationServer(['op']);
 });
 afterAll(async () => {

@@ -15,7 +15,7 @@ import {
   startAuthorizationServer,
   type TestServer,
 } from './support/authorization-server.js';
-import { REDIS_URL, redisClient, uniquePrefix } from './support/redis.js';
+import { REDIS_URL, ready, redisClient, uniquePrefix } from './support/redis.js';
 import { startWorkers, type Workers } from './support/workers.js';
 
 const SECRET = 'multi-instance-secret-0123456789-abcdef';
@@ -25,6 +25,7 @@ let workers: Workers;
 const prefix = uniquePrefix('multi');
 
 beforeAll(async () => {
+  await ready(redis);
   op = await startAuthorizationServer(['op']);
   workers = await startWorkers(4, {
     baseUrl: BASE_URL,

@@ -19,7 +19,7 @@ import {
   testProvider,
 } from './support/authorization-server.js';
 import { oauth2 } from '../src/providers/index.js';
-import { privateRedis, redisClient, uniquePrefix } from './support/redis.js';
+import { privateRedis, ready, redisClient, uniquePrefix } from './support/redis.js';
 import { startTokenEndpoint, type TokenEndpoint } from './support/token-endpoint.js';
 
 const SECRET = 'redis-test-secret-0123456789-abcdefgh';
@@ -28,6 +28,7 @@ let shared: Redis;
 beforeAll(async () => {
   op = await startAuthorizationServer(['op']);
   shared = redisClient();
+  await ready(shared);
 });
 afterAll(async () => {
   await op?.close();
@@ -253,6 +254,60 @@ describe('refreshed tokens in Redis', () => {
       op.reset();
       await Promise.all(instances.map((i) => i.close()));
     }
+  });
+
+  describe('at a provider that keeps the refresh token (its refresh answer has none)', () => {
+    let endpoint: TokenEndpoint;
+    beforeAll(async () => {
+      endpoint = await startTokenEndpoint();
+    });
+    afterAll(async () => {
+      await endpoint?.close();
+    });
+    /** Two instances on one Redis, with one app user whose imported tokens are due at once (skew 60 s). */
+    async function instances() {
+      const prefix = uniquePrefix('keeps');
+      const make = () =>
+        createOAuth({
+          baseUrl: BASE_URL,
+          secret: SECRET,
+          store: redisStore({ client: shared, prefix }),
+          subject: () => 'alice',
+          providers: {
+            p: oauth2({
+              authorization: `${endpoint.origin}/authorize`,
+              token: `${endpoint.origin}/token`,
+              clientId: 'c',
+              clientSecret: 's',
+            }),
+          },
+        });
+      const [a, b] = [make(), make()];
+      const answer = { access_token: 'at-1', token_type: 'Bearer', expires_in: 30, refresh_token: 'rt-1' };
+      await a.tokens('alice').importTokens('p', { answer });
+      endpoint.requests = [];
+      endpoint.answer = () => ({ status: 200, body: { access_token: 'at-2', token_type: 'Bearer', expires_in: 3600 } });
+      return [a, b] as const;
+    }
+
+    it('an instance that read the old tokens takes the refreshed ones it finds under the lock', async () => {
+      const [a, b] = await instances();
+      const late = b.tokens('alice');
+      expect(await late.isConnected('p')).toBe(true); // read at-1 and rt-1
+      expect((await a.tokens('alice').getToken('p')).accessToken).toBe('at-2');
+      expect((await late.getToken('p')).accessToken).toBe('at-2'); // a new access token, the same refresh token
+      expect(endpoint.requests).toHaveLength(1);
+    });
+
+    it('instances waiting on the lock take the holder’s refresh', async () => {
+      const [a, b] = await instances();
+      const refreshed = endpoint.answer;
+      // Slow enough that the other instance finds the lock held and waits.
+      endpoint.answer = async (req) => (await new Promise((resolve) => setTimeout(resolve, 300)), refreshed(req));
+      const calls = Array.from({ length: 6 }, (_, i) => (i % 2 ? b : a).tokens('alice').getToken('p'));
+      expect((await Promise.all(calls)).map((set) => set.accessToken)).toEqual(Array(6).fill('at-2'));
+      expect(endpoint.requests).toHaveLength(1);
+    });
   });
 
   it('expire even when the provider gives no refresh token lifetime', async () => {

@@ -30,7 +30,7 @@ import { redisStore } from '../src/stores/redis.js';
 import { type Emulator, startCalcomPlatformEmulator } from './emulators/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import { type FaultProxy, startFaultProxy } from './support/fault-proxy.js';
-import { redisClient, uniquePrefix } from './support/redis.js';
+import { ready, redisClient, uniquePrefix } from './support/redis.js';
 
 const BASE_URL = 'http://127.0.0.1:3999';
 const SECRET = 'refresh-recovery-secret-0123456789-abcdef';
@@ -44,6 +44,7 @@ beforeAll(async () => {
   // Every call to "Cal.com" goes through the proxy, so that a test can fault one of them.
   proxy = await startFaultProxy({ upstream: emulator.origin });
   shared = redisClient();
+  await ready(shared);
 });
 afterAll(async () => {
   await proxy?.close();

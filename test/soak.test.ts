@@ -19,7 +19,7 @@ import {
   type TestServer,
   testProvider,
 } from './support/authorization-server.js';
-import { redisClient, uniquePrefix } from './support/redis.js';
+import { ready, redisClient, uniquePrefix } from './support/redis.js';
 
 const SESSIONS = 25;
 const RACERS = 2; // concurrent requests per session: 25 x 2 = 50 in flight
@@ -32,6 +32,7 @@ const redis = redisClient();
 const prefix = uniquePrefix('soak');
 
 beforeAll(async () => {
+  await ready(redis);
   op = await startAuthorizationServer(['op']);
   op.accessTokenTtl = 30; // due at half its life: 15 s
   const oauth = createOAuth({

@@ -3,11 +3,12 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryStore, type ServerTokenStore } from '../src/index.js';
 import { redisStore } from '../src/stores/redis.js';
-import { redisClient, uniquePrefix } from './support/redis.js';
+import { ready, redisClient, uniquePrefix } from './support/redis.js';
 
 let client: Redis;
-beforeAll(() => {
+beforeAll(async () => {
   client = redisClient();
+  await ready(client);
 });
 afterAll(() => {
   client.disconnect();

@@ -30,7 +30,7 @@ import {
   startAuthorizationServer,
   type TestServer,
 } from './support/authorization-server.js';
-import { redisClient, uniquePrefix } from './support/redis.js';
+import { ready, redisClient, uniquePrefix } from './support/redis.js';
 
 const SECRET = 'store-fencing-secret-0123456789-abcdefgh';
 let op: TestServer;
@@ -38,6 +38,7 @@ let shared: Redis;
 beforeAll(async () => {
   op = await startAuthorizationServer(['op']);
   shared = redisClient();
+  await ready(shared);
 });
 afterAll(async () => {
   await op?.close();

@@ -19,6 +19,21 @@ export function redisClient(url = REDIS_URL): Redis {
   return client;
 }
 
+/**
+ * Resolves once the client is connected. Its commands fail fast while it is not (no offline queue),
+ * so a test that runs alone (a filtered run, a mutation run's covering tests) waits for this first.
+ */
+export async function ready(client: Redis): Promise<void> {
+  if (client.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Redis not ready after 5 s (${client.status})`)), 5000);
+    client.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** This test run's keys all start with this (set by the global setup, inherited by workers). */
 export function runPrefix(): string {
   return `test:${process.env.OAUTH_TEST_RUN ?? 'adhoc'}:`;

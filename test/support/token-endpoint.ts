@@ -40,7 +40,7 @@ export interface TokenEndpoint {
   /** Every request to the API (any method under `/api`) so far, oldest first. */
   apiRequests: TokenRequest[];
   /** What the endpoint answers; replace it at will. Default: fresh 30 s tokens with a new refresh token. */
-  answer: (request: TokenRequest) => TokenAnswer;
+  answer: (request: TokenRequest) => TokenAnswer | Promise<TokenAnswer>;
   /** What a revocation gets. Default: 200, no body. */
   revokeAnswer: (request: TokenRequest) => TokenAnswer;
   /** What a token-info request gets. Default: 404. */
@@ -122,7 +122,7 @@ export async function startTokenEndpoint(): Promise<TokenEndpoint> {
     }
     if (!path.startsWith('/token') || req.method !== 'POST') return json(404, { error: 'not_found' });
     endpoint.requests.push(request);
-    return send(endpoint.answer(request));
+    return send(await endpoint.answer(request));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   endpoint.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
