@@ -87,17 +87,24 @@ function appHarness(adapter: (typeof adapters)[number], name: string) {
   let app: RunningApp | undefined;
   /** What the app's `onError` hook was told: each error's code. */
   const errors: string[] = [];
+  /** What the app's `onLogin` hook was told. */
+  const logins: Array<{ provider: string; claims?: Record<string, unknown> | undefined }> = [];
   return {
     errors,
+    logins,
     async start(provider: ProviderDefinition, refreshSkewSeconds = 60): Promise<void> {
       await app?.close();
       errors.length = 0;
+      logins.length = 0;
       const oauth = createOAuth({
         baseUrl: BASE_URL,
         secret: SECRET,
         refreshSkewSeconds,
         providers: { [name]: provider },
-        hooks: { onError: (error) => void errors.push((error as OAuthError).code) },
+        hooks: {
+          onError: (error) => void errors.push((error as OAuthError).code),
+          onLogin: (event) => void logins.push(event),
+        },
       });
       app = await adapter.start(oauth);
     },
@@ -195,8 +202,13 @@ describe.each(ADAPTERS)('oidc() ID tokens on $name', (adapter) => {
 
   it('accepts a genuine ID token, fetching the JWK Set once', async () => {
     await start();
+    const claims = await signedIn();
     await signedIn();
-    await signedIn();
+    // The app's onLogin hears who signed in: the validated claims.
+    expect(harness.logins).toEqual([
+      { provider: NAME, claims },
+      { provider: NAME, claims: expect.objectContaining({ sub: 'user-1' }) },
+    ]);
     expect(issuer.counts).toMatchObject({ discovery: 1, jwks: 1, authorizationCode: 2 });
   });
 

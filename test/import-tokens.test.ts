@@ -179,6 +179,23 @@ describe("importTokens with the provider's own answer, for oidc() (a profile rea
     if (seconds !== undefined) expect(read.expiresAt).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + seconds);
   });
 
+  it('keeps the fields it does not read as extras, but none that is undefined', async () => {
+    const tokens = user();
+    await tokens.importTokens('p', { answer: { access_token: 'a', workspace: 'w-1', team: undefined, plan: null } });
+    expect((await tokens.getToken('p')).extras).toStrictEqual({ workspace: 'w-1', plan: null });
+  });
+
+  it.each([
+    ['ten years exactly', 10 * 365 * 24 * 3600, true],
+    ['a second more than ten years', 10 * 365 * 24 * 3600 + 1, false],
+  ])('reads an expiry of %s as a lifetime or as none', async (_case, seconds, kept) => {
+    const tokens = user();
+    await tokens.importTokens('p', { answer: { access_token: 'a', expires_in: seconds } });
+    const { expiresAt } = await tokens.getToken('p');
+    if (kept) expect(expiresAt).toBeGreaterThanOrEqual(Math.floor(Date.now() / 1000) + seconds - 2);
+    else expect(expiresAt).toBeUndefined();
+  });
+
   it('reads one that expires at once (0 s)', async () => {
     const tokens = user();
     await tokens.importTokens('p', { answer: { access_token: 'a', refresh_token: 'r', expires_in: 0 } });

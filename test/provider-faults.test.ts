@@ -356,6 +356,26 @@ describe('a failed provider call', () => {
       ['provider_unavailable', UNREACHABLE, 'Error: outer <- TimeoutError: The operation was aborted due to timeout'],
     ],
     [
+      "fetch's failure with no code below it",
+      new TypeError('fetch failed'),
+      ['provider_unavailable', UNREACHABLE, 'TypeError: fetch failed'],
+    ],
+    [
+      'an abort inside an error',
+      new Error('outer', { cause: new DOMException('This operation was aborted', 'AbortError') }),
+      ['provider_unavailable', UNREACHABLE, 'Error: outer <- AbortError: This operation was aborted'],
+    ],
+    [
+      "fetch's word below, in an Error that is no TypeError",
+      new Error('outer', { cause: new Error('terminated') }),
+      ['invalid_response', 'The provider call failed unexpectedly.', 'Error: outer <- Error'],
+    ],
+    [
+      'a TypeError of other words below',
+      new Error('outer', { cause: new TypeError('the answer was access-token-123') }),
+      ['invalid_response', 'The provider call failed unexpectedly.', 'Error: outer <- TypeError'],
+    ],
+    [
       'another TypeError',
       new TypeError('bad header'),
       ['provider_unavailable', 'The provider could not be reached.', 'TypeError: bad header'],

@@ -327,6 +327,7 @@ describe('refreshed tokens in Redis', () => {
 describe('how long Redis keeps a login’s tokens', () => {
   const [adapter] = adapters;
   const DAY = 24 * 3600;
+  const TEN_YEARS = 10 * 365 * DAY;
 
   /** Logs a browser in at a local token endpoint answering `answer`, runs `check`, stops everything. */
   async function signedIn(
@@ -378,6 +379,19 @@ describe('how long Redis keeps a login’s tokens', () => {
     // Keyed by the session cookie: as long as the cookie lives, unless the refresh token expires first.
     ['a session cookie, a refresh token of unknown lifetime', false, { refresh_token: 'rt' }, 5000],
     ['a session cookie, a refresh token for 600 s', false, { refresh_token: 'rt', refresh_token_expires_in: 600 }, 660],
+    // Ten years is the longest lifetime read as one (then capped at 400 days); beyond, none was said.
+    [
+      'a session cookie, a refresh token for ten years',
+      false,
+      { refresh_token: 'rt', refresh_token_expires_in: TEN_YEARS },
+      400 * DAY,
+    ],
+    [
+      'a session cookie, a refresh token for a second more than ten years',
+      false,
+      { refresh_token: 'rt', refresh_token_expires_in: TEN_YEARS + 1 },
+      5000,
+    ],
     // Keyed by the app's user: 400 days unless the provider says less.
     ['an app user, a refresh token of unknown lifetime', true, { refresh_token: 'rt' }, 400 * DAY],
     ['an app user, a refresh token for 600 s', true, { refresh_token: 'rt', refresh_token_expires_in: 600 }, 660],

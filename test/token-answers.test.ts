@@ -232,6 +232,105 @@ describe.each(adapters)('$name adapter', (adapter) => {
     }
   });
 
+  it.each([
+    ['client_secret_basic', { authorization: expect.stringMatching(/^Basic /), client_id: null, client_secret: null }],
+    ['client_secret_post', { authorization: undefined, client_id: 'client', client_secret: 'client-secret-0123456789' }],
+    ['none', { authorization: undefined, client_id: 'client', client_secret: null }],
+  ] as const)('authenticates an oidc() client at the token endpoint with %s', async (method, sent) => {
+    const app = await adapter.start(
+      createOAuth({
+        baseUrl: 'http://127.0.0.1:3999',
+        secret: 's'.repeat(40),
+        providers: {
+          p: oidc({
+            issuer: endpoint.origin,
+            clientId: 'client',
+            clientSecret: method === 'none' ? undefined : 'client-secret-0123456789',
+            tokenEndpointAuthMethod: method,
+            scopes: ['profile'], // no openid: no ID token to verify
+          }),
+        },
+      }),
+    );
+    try {
+      endpoint.requests = [];
+      endpoint.answer = () => ({ status: 200, body: freshTokens() });
+      const browser = request.agent(app.server);
+      const started = await browser.get('/auth/p/login').expect(302);
+      const state = new URL(started.headers.location as string).searchParams.get('state') as string;
+      await browser.get(`/auth/p/callback?code=c&state=${state}`).expect(302);
+      const [exchange] = endpoint.requests;
+      expect({
+        authorization: exchange?.authorization,
+        client_id: exchange?.params.get('client_id'),
+        client_secret: exchange?.params.get('client_secret'),
+      }).toEqual(sent);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it.each([
+    [
+      'an error answer',
+      { status: 400, body: { error: 'invalid_grant', error_description: 'spent' } },
+      { code: 'provider_error', message: 'The provider refused the request.', error: 'invalid_grant', errorDescription: 'spent' },
+    ],
+    [
+      'a 401 challenge naming the error',
+      {
+        status: 401,
+        body: '',
+        contentType: 'text/plain',
+        headers: { 'www-authenticate': 'Basic realm="token", error="invalid_client", error_description="unknown client"' },
+      },
+      {
+        code: 'provider_error',
+        message: 'The provider refused the client credentials.',
+        error: 'invalid_client',
+        errorDescription: 'unknown client',
+      },
+    ],
+    [
+      'a 401 challenge naming none',
+      { status: 401, body: '', contentType: 'text/plain', headers: { 'www-authenticate': 'Basic realm="token"' } },
+      { code: 'provider_error', message: 'The provider refused the client credentials.', error: 'invalid_client' },
+    ],
+    [
+      'a failure page',
+      { status: 503, body: '<h1>down</h1>', contentType: 'text/html' },
+      { code: 'provider_unavailable', message: 'The provider did not answer in time or failed.' },
+    ],
+  ] as const)('reads %s at an oidc() code exchange, with a summary of what openid-client threw', async (_case, answer, error) => {
+    const reported: unknown[] = [];
+    const app = await adapter.start(
+      createOAuth({
+        baseUrl: 'http://127.0.0.1:3999',
+        secret: 's'.repeat(40),
+        hooks: { onError: (err) => void reported.push(err) },
+        providers: {
+          p: oidc({ issuer: endpoint.origin, clientId: 'client', clientSecret: 'client-secret-0123456789', scopes: ['profile'] }),
+        },
+      }),
+    );
+    try {
+      endpoint.answer = () => answer;
+      const browser = request.agent(app.server);
+      const started = await browser.get('/auth/p/login').expect(302);
+      const state = new URL(started.headers.location as string).searchParams.get('state') as string;
+      await browser
+        .get(`/auth/p/callback?code=the-code-0123&state=${state}`)
+        .expect(error.code === 'provider_unavailable' ? 503 : 502);
+      expect(reported).toEqual([expect.objectContaining(error)]);
+      const { cause } = reported[0] as Error;
+      expect(cause).toBeInstanceOf(Error);
+      expect((cause as Error).message).toMatch(/^\w+Error: /); // the error's name first
+      expect((cause as Error).message).not.toContain('down');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('never refreshes a token the provider gave no lifetime (no expires_in)', async () => {
     const app = await adapter.start(createOAuth(config('http://127.0.0.1:3999', memoryStore())));
     try {

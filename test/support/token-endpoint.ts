@@ -27,6 +27,8 @@ export interface TokenAnswer {
   /** Sent as JSON, unless `contentType` is given: then as it is (a string). */
   body: unknown;
   contentType?: string;
+  /** Headers of the answer besides its content type, such as `www-authenticate`. */
+  headers?: Record<string, string>;
 }
 
 export interface TokenEndpoint {
@@ -104,7 +106,8 @@ export async function startTokenEndpoint(): Promise<TokenEndpoint> {
       url,
       headers: req.headers,
     };
-    const send = ({ status, body: answer, contentType }: TokenAnswer) => {
+    const send = ({ status, body: answer, contentType, headers }: TokenAnswer) => {
+      for (const [name, value] of Object.entries(headers ?? {})) res.setHeader(name, value);
       if (contentType === undefined) return json(status, answer);
       return res.writeHead(status, { 'content-type': contentType }).end(answer as string);
     };
