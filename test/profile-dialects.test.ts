@@ -9,7 +9,7 @@
  */
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createOAuth, memoryStore, type OAuth, OAuthError, type TokenSet } from '../src/index.js';
+import { createOAuth, memoryStore, type OAuth, OAuthError, type TokenSet, type TokenStore } from '../src/index.js';
 import { fromProfile, type PresetOptions, type ProviderProfile } from '../src/providers/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import { freshTokens, startTokenEndpoint, type TokenAnswer, type TokenEndpoint } from './support/token-endpoint.js';
@@ -65,13 +65,19 @@ describe.each(adapters)('$name adapter', (adapter) => {
   let reported: OAuthError[];
   let browser: request.Agent;
 
-  async function start(profile?: Profile, options?: Partial<PresetOptions>, store: 'memory' | 'cookie' = 'memory') {
+  async function start(
+    profile?: Profile,
+    options?: Partial<PresetOptions>,
+    store: 'memory' | 'cookie' | 'memory by browser' | TokenStore = 'memory',
+  ) {
     reported = [];
     oauth = createOAuth({
       baseUrl: 'http://127.0.0.1:3999',
       secret: 's'.repeat(40),
       // Memory: one app user, so that the test reads the tokens outside a request too.
       ...(store === 'memory' ? { store: memoryStore(), subject: () => USER } : {}),
+      ...(store === 'memory by browser' ? { store: memoryStore() } : {}),
+      ...(typeof store === 'object' ? { store, subject: () => USER } : {}),
       // `op` as well: the test app's guarded route (`/protected`) asks for it.
       providers: { p: dialect(profile, options), op: dialect(profile, options) },
       hooks: { onError: (err) => reported.push(err as OAuthError) },
@@ -471,6 +477,65 @@ describe.each(adapters)('$name adapter', (adapter) => {
       expect(endpoint.revocations[0]?.body).toBe('');
       expect(reported).toEqual([expect.objectContaining({ code, message: `The provider refused the revocation (${status}).` })]);
       expect((await browser.get('/connected/p').expect(200)).body.connected).toBe(false);
+    });
+  });
+
+  describe('a logout', () => {
+    const sessionCookies = (res: request.Response) =>
+      ((res.headers['set-cookie'] as unknown as string[] | undefined) ?? []).filter((c) => c.startsWith('oauth_session'));
+
+    it('clears the session id cookie of a server-side session, and sets none when there is nothing to end', async () => {
+      await start({}, {}, 'memory by browser');
+      const landed = await logIn();
+      expect(sessionCookies(landed)).toEqual([expect.stringMatching(/^oauth_session-p=[^;]+;/)]);
+      const ended = await browser.post('/auth/p/logout').set('accept', 'application/json').expect(204);
+      expect(sessionCookies(ended)).toEqual([expect.stringMatching(/^oauth_session-p=;.*Max-Age=0/)]);
+      const again = await browser.post('/auth/p/logout').set('accept', 'application/json').expect(204);
+      expect(sessionCookies(again)).toEqual([]);
+    });
+
+    it('sets no session cookie for tokens kept by app user', async () => {
+      await start();
+      expect(sessionCookies(await logIn())).toEqual([]);
+      const ended = await browser.post('/auth/p/logout').set('accept', 'application/json').expect(204);
+      expect(sessionCookies(ended)).toEqual([]);
+      expect(await oauth.tokens(USER).isConnected('p')).toBe(false);
+    });
+  });
+
+  describe('a store that fails', () => {
+    /** A memory store whose reads throw `failure` once `failing` is set. */
+    function failingStore(failure: () => Error) {
+      const inner = memoryStore();
+      const control = { failing: false };
+      const store: TokenStore = {
+        ...inner,
+        get: (key, providers) => (control.failing ? Promise.reject(failure()) : inner.get(key, providers)),
+      };
+      return { store, control };
+    }
+
+    it('answers 503 store_unavailable, naming no host the store’s own error names', async () => {
+      const { store, control } = failingStore(() => new Error('connect ECONNREFUSED 10.0.0.5:6379'));
+      await start({}, {}, store);
+      await logIn();
+      control.failing = true;
+      const answer = await browser.get('/token/p').expect(503);
+      expect(answer.body).toEqual({ error: 'store_unavailable', message: 'The token store is unavailable.' });
+      expect(answer.text).not.toContain('10.0.0.5');
+      await expect(inProcess()).rejects.toMatchObject({
+        cause: expect.objectContaining({ message: expect.stringContaining('10.0.0.5') }),
+      });
+    });
+
+    it('passes on an OAuthError the store throws itself', async () => {
+      const { store, control } = failingStore(
+        () => new OAuthError('store_unavailable', 'The session database is in maintenance.'),
+      );
+      await start({}, {}, store);
+      await logIn();
+      control.failing = true;
+      expect((await browser.get('/token/p').expect(503)).body.message).toBe('The session database is in maintenance.');
     });
   });
 
