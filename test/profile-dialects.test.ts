@@ -625,7 +625,7 @@ describe.each(adapters)('$name adapter', (adapter) => {
     });
   });
 
-  describe('oauth.fetch with a body, against an API (the endpoint’s /api)', () => {
+  describe('oauth.fetch, against an API (the endpoint’s /api)', () => {
     const bodies: Array<[string, () => RequestInit['body'], string]> = [
       ['no body (null)', () => null, ''],
       ['text', () => 'name=deal', 'name=deal'],
@@ -645,6 +645,23 @@ describe.each(adapters)('$name adapter', (adapter) => {
         ['Bearer at-1', sent],
         ['Bearer at-2', sent],
       ]);
+    });
+
+    it('takes the token another request refreshed meanwhile, instead of refreshing again', async () => {
+      await start();
+      await logIn(body(tokensWith({ expires_in: 600, refresh_token: 'rt-1' })));
+      let refused = 0;
+      endpoint.apiAnswer = async (req) => {
+        if (req.authorization === 'Bearer at-2') return body({ ok: true });
+        // The second refusal comes late: by then the first request has refreshed.
+        if (++refused === 2) await new Promise((resolve) => setTimeout(resolve, 300));
+        return { status: 401, body: {} };
+      };
+      endpoint.answer = () => body(tokensWith({ access_token: 'at-2', expires_in: 600, refresh_token: 'rt-2' }));
+      const api = `${endpoint.origin}/api/deals`;
+      const answers = await Promise.all([oauth.tokens(USER).fetch('p', api), oauth.tokens(USER).fetch('p', api)]);
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200]);
+      expect(endpoint.requests.map((r) => r.params.get('grant_type'))).toEqual(['authorization_code', 'refresh_token']);
     });
 
     it('sends a form body again too', async () => {

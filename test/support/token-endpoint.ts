@@ -48,7 +48,7 @@ export interface TokenEndpoint {
   /** What a token-info request gets. Default: 404. */
   infoAnswer: (request: TokenRequest) => TokenAnswer;
   /** What an API request gets. Default: 200 `{ ok: true }`. */
-  apiAnswer: (request: TokenRequest) => TokenAnswer;
+  apiAnswer: (request: TokenRequest) => TokenAnswer | Promise<TokenAnswer>;
   close(): Promise<void>;
 }
 
@@ -121,7 +121,7 @@ export async function startTokenEndpoint(): Promise<TokenEndpoint> {
     }
     if (path.startsWith('/api')) {
       endpoint.apiRequests.push(request);
-      return send(endpoint.apiAnswer(request));
+      return send(await endpoint.apiAnswer(request));
     }
     if (!path.startsWith('/token') || req.method !== 'POST') return json(404, { error: 'not_found' });
     endpoint.requests.push(request);
