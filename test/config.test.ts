@@ -267,6 +267,11 @@ describe('createOAuth configuration', () => {
       (c) => ({ ...c, secret: { '1a': 'x'.repeat(32) } }),
       'secret.1a must be keyed by a number (the newest, highest id seals)',
     ],
+    [
+      'a rotation keyed by a name ending in a digit',
+      (c) => ({ ...c, secret: { v2: 'x'.repeat(32) } }),
+      'secret.v2 must be keyed by a number (the newest, highest id seals)',
+    ],
     ['a rotated secret that is no text', (c) => ({ ...c, secret: { 1: 7 as never } }), 'secret.1 must be at least 32 characters'],
     [
       'a prefix that is no text',
