@@ -35,6 +35,17 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
     await app?.close();
   });
 
+  /** Two providers sharing a budget of one cookie. */
+  const startOneCookieApp = () =>
+    adapter.start(
+      createOAuth({
+        baseUrl: BASE_URL,
+        secret: 's'.repeat(40),
+        store: cookieStore({ maxChunks: 1 }),
+        providers: { one: provider(), two: provider() },
+      }),
+    );
+
   it('keeps each provider’s sealed JWTs in a cookie of its own under 4096 bytes, reads and refreshes them, and deletes them at logout', async () => {
     const oauth = createOAuth({ baseUrl: BASE_URL, secret: 's'.repeat(40), providers: { one: provider(), two: provider() } });
     app = await adapter.start(oauth);
@@ -74,13 +85,7 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
   });
 
   it('refuses tokens needing more cookies than allowed with session_too_large, never dropping a cookie', async () => {
-    const oauth = createOAuth({
-      baseUrl: BASE_URL,
-      secret: 's'.repeat(40),
-      store: cookieStore({ maxChunks: 1 }),
-      providers: { one: provider(), two: provider() },
-    });
-    app = await adapter.start(oauth);
+    app = await startOneCookieApp();
     const agent = request.agent(app.server);
     const login = async (name: string) => {
       const started = await agent.get(`/auth/${name}/login`).expect(302);
@@ -98,13 +103,7 @@ describe.each(adapters)('cookie store on $name', (adapter) => {
   });
 
   it('does not count a cookie that no longer unseals (an old secret) against the budget of another login', async () => {
-    const oauth = createOAuth({
-      baseUrl: BASE_URL,
-      secret: 's'.repeat(40),
-      store: cookieStore({ maxChunks: 1 }),
-      providers: { one: provider(), two: provider() },
-    });
-    app = await adapter.start(oauth);
+    app = await startOneCookieApp();
     const browser = request(app.server);
     const started = await browser.get('/auth/two/login').expect(302);
     const transaction = (started.headers['set-cookie'] as unknown as string[]).map((line) => line.split(';')[0]);
