@@ -588,6 +588,48 @@ describe.each(adapters)('$name adapter', (adapter) => {
       expect(await oauth.tokens(USER).isConnected('p')).toBe(false);
     });
 
+    it.each([
+      ['a new access token', { accessToken: 'at-2', refreshToken: 'rt-1' }],
+      ['a new refresh token', { accessToken: 'at-1', refreshToken: 'rt-2' }],
+    ])('keeps tokens written between the refused refresh and their removal (%s), and hands them out', async (_name, newer) => {
+      // A memory store that writes `newer` (sealed by the app itself) just before the read that
+      // decides the removal: the refused refresh's own read of the store comes first, untouched.
+      const inner = memoryStore();
+      const puts: string[] = [];
+      let writeBeforeGet: number | undefined; // how many reads to let through first
+      let newerSealed = '';
+      const store: TokenStore = {
+        ...inner,
+        get: async (key, providers) => {
+          if (writeBeforeGet !== undefined && writeBeforeGet-- === 0) await inner.put(key, 'p', newerSealed, undefined);
+          return inner.get(key, providers);
+        },
+        put: async (key, provider, sealed, ttl) => {
+          puts.push(sealed);
+          await inner.put(key, provider, sealed, ttl);
+        },
+      };
+      await start({}, {}, store);
+      await dueLogin();
+      const refused = puts.at(-1) as string;
+      await oauth.tokens(USER).importTokens('p', { ...newer, scope: 'newer', expiresAt: now() + 3600 });
+      newerSealed = puts.at(-1) as string;
+      await inner.put(`user:${USER}`, 'p', refused, undefined);
+
+      endpoint.answer = () => {
+        writeBeforeGet = 1;
+        return { status: 400, body: { error: 'invalid_grant' } };
+      };
+      const session = oauth.tokens(USER);
+      await expect(session.getToken('p')).rejects.toMatchObject({ code: 'reauth_required' });
+      expect(writeBeforeGet).toBe(-1); // the newer tokens went in before the second read
+      // The same session goes on with the newer tokens, and so does the next one.
+      const kept = { accessToken: newer.accessToken, scope: 'newer' };
+      expect(await session.getToken('p')).toMatchObject(kept);
+      expect(await oauth.tokens(USER).getToken('p')).toMatchObject(kept);
+      expect(endpoint.requests).toHaveLength(2);
+    });
+
     it('answers any other refusal as it is and keeps the tokens, even while the old one works', async () => {
       await start();
       await dueLogin();
