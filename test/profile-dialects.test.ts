@@ -253,6 +253,43 @@ describe.each(adapters)('$name adapter', (adapter) => {
       expect((await tokens()).scope).toBeUndefined();
     });
 
+    it('keeps no ID token that is not text (a plain OAuth 2.0 profile asks for none)', async () => {
+      await start();
+      await logIn(body(tokensWith({ id_token: 42 }))).then((r) => expect(r.status).toBe(302));
+      expect((await tokens()).idToken).toBeUndefined();
+      expect(reported).toEqual([]);
+    });
+
+    it.each([
+      ['seconds', {}, { refresh_token_expires_in: 600 }, 660],
+      ['epoch seconds', { kind: 'epoch-seconds', path: 'refresh_expires_at' }, { refresh_expires_at: 'epoch+600' }, 660],
+      // No time: left out (the tokens are kept as long as an app user's are), not a refused login.
+      ['text that is no number', {}, { refresh_token_expires_in: 'soon' }, 400 * 24 * 3600],
+    ] as const)(
+      "keeps the tokens as long as the refresh token's lifetime given in %s says",
+      async (_name, refreshExpiry, fields, ttl) => {
+        const inner = memoryStore();
+        const ttls: Array<number | undefined> = [];
+        const store: TokenStore = {
+          ...inner,
+          put: (key, provider, sealed, seconds) => {
+            ttls.push(seconds);
+            return inner.put(key, provider, sealed, seconds);
+          },
+        };
+        await start('kind' in refreshExpiry ? { response: { refreshExpiry } } : {}, {}, store);
+        const given = Object.fromEntries(
+          Object.entries(fields).map(([name, value]) => [name, value === 'epoch+600' ? now() + 600 : value]),
+        );
+        await logIn(body(tokensWith({ refresh_token: 'rt-1', expires_in: 3600, ...given }))).then((r) =>
+          expect(r.status).toBe(302),
+        );
+        expect(ttls).toHaveLength(1);
+        expect(ttls[0]).toBeGreaterThanOrEqual(ttl - 2);
+        expect(ttls[0]).toBeLessThanOrEqual(ttl);
+      },
+    );
+
     it.each([
       ['text that is no number', 'soon'],
       ['empty text', ''],
@@ -357,6 +394,10 @@ describe.each(adapters)('$name adapter', (adapter) => {
       await start({ errors: { read: [{ error: 'faults.1.id', description: 'faults.1.text' }] } });
       await logIn({ status: 400, body: { faults: [{ id: 'first' }, { id: 'second', text: 'spent' }] } });
       expect(reported[0]).toMatchObject({ error: 'second', errorDescription: 'spent' });
+      await start({ errors: { read: [{ error: 'faults.10.id' }] } });
+      const faults = Array.from({ length: 11 }, (_, index) => ({ id: `fault-${index}` }));
+      await logIn({ status: 400, body: { faults } });
+      expect(reported[0]).toMatchObject({ error: 'fault-10' });
     });
 
     it.each([
