@@ -307,6 +307,18 @@ describe.each(adapters)('$name, callback parameters', (adapter) => {
           deniedErrors: [],
           connect: async () => ({ ...(await plain.connect()), issuer: undefined, issRequired: false }),
         },
+        // A provider of the app's own making whose client fails with an error of its own (no OAuthError).
+        own: {
+          ...plain,
+          connect: async () => ({
+            ...(await plain.connect()),
+            issuer: undefined,
+            issRequired: false,
+            exchangeCode: async () => {
+              throw new Error('socket hang up while sending code-123');
+            },
+          }),
+        },
       },
     });
     app = await adapter.start(oauth);
@@ -317,6 +329,22 @@ describe.each(adapters)('$name, callback parameters', (adapter) => {
   });
   beforeEach(() => {
     reported.length = 0;
+  });
+
+  it("answers a provider client's own failure as invalid_response, naming the provider and nothing of it", async () => {
+    const agent = request.agent(app.server);
+    const login = await agent.get('/auth/own/login').expect(302);
+    const state = new URL(login.headers.location as string).searchParams.get('state') ?? '';
+    const res = await agent.get(`/auth/own/callback?code=code-123&state=${state}`).set('accept', 'application/json');
+    expect(res.status).toBe(502);
+    expect(res.body).toEqual({ error: 'invalid_response', message: 'The provider call failed unexpectedly.', provider: 'own' });
+    expect(reported).toEqual([
+      expect.objectContaining({
+        code: 'invalid_response',
+        provider: 'own',
+        cause: expect.objectContaining({ message: expect.stringContaining('socket hang up') }),
+      }),
+    ]);
   });
 
   it.each(callbackCases)(

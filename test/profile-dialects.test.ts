@@ -238,6 +238,8 @@ describe.each(adapters)('$name adapter', (adapter) => {
       });
       expect(endpoint.requests).toHaveLength(1);
       await browser.get('/token/p').expect(401); // and it is gone
+      await logIn(body(tokensWith({ refresh_token: refreshToken, expires_in: 0 })));
+      await expect(inProcess()).rejects.toMatchObject({ code: 'reauth_required', provider: 'p' });
     });
 
     it('serves a token that is due but not expired while there is nothing to refresh it with', async () => {
@@ -668,6 +670,27 @@ describe.each(adapters)('$name adapter', (adapter) => {
       const kept = { accessToken: newer.accessToken, scope: 'newer' };
       expect(await session.getToken('p')).toMatchObject(kept);
       expect(await oauth.tokens(USER).getToken('p')).toMatchObject(kept);
+      expect(endpoint.requests).toHaveLength(2);
+    });
+
+    it('keeps the tokens when a failing provider (5xx) names invalid_grant: it is down, the grant may live', async () => {
+      await start();
+      await dueLogin();
+      endpoint.answer = () => ({ status: 503, body: { error: 'invalid_grant' } });
+      expect((await tokens()).accessToken).toBe('at-1'); // the old token, while it works
+      expect(await oauth.tokens(USER).isConnected('p')).toBe(true);
+      expect(reported).toEqual([expect.objectContaining({ code: 'provider_unavailable' })]);
+    });
+
+    it('takes the tokens a sibling stored when it spent the refresh token first, the access token unchanged', async () => {
+      await start();
+      await dueLogin();
+      // The refresh is refused as spent: meanwhile a sibling's refresh rotated the refresh token alone.
+      endpoint.answer = async () => {
+        await oauth.tokens(USER).importTokens('p', { accessToken: 'at-1', refreshToken: 'rt-2', scope: 'sibling' });
+        return { status: 400, body: { error: 'invalid_grant' } };
+      };
+      expect(await inProcess()).toMatchObject({ accessToken: 'at-1', scope: 'sibling' });
       expect(endpoint.requests).toHaveLength(2);
     });
 

@@ -299,6 +299,19 @@ describe('refreshed tokens in Redis', () => {
       expect(endpoint.requests).toHaveLength(1);
     });
 
+    it('a grant two app users share (imported for both) is refreshed once, and written under each user', async () => {
+      const [a, b] = await instances();
+      const answer = { access_token: 'at-1', token_type: 'Bearer', expires_in: 30, refresh_token: 'rt-1' };
+      await a.tokens('bob').importTokens('p', { answer });
+      const both = await Promise.all([a.tokens('alice').getToken('p'), a.tokens('bob').getToken('p')]);
+      expect(both.map((set) => set.accessToken)).toEqual(['at-2', 'at-2']);
+      expect(endpoint.requests).toHaveLength(1);
+      // The other instance finds the refreshed tokens under each user: the spent refresh token is asked for no more.
+      expect((await b.tokens('bob').getToken('p')).accessToken).toBe('at-2');
+      expect((await b.tokens('alice').getToken('p')).accessToken).toBe('at-2');
+      expect(endpoint.requests).toHaveLength(1);
+    });
+
     it('instances waiting on the lock take the holder’s refresh', async () => {
       const [a, b] = await instances();
       const refreshed = endpoint.answer;
