@@ -48,13 +48,16 @@ describe.each(adapters)('Cal.com platform managed users on $name', (adapter) => 
     await app?.close();
   });
 
-  async function start(forceRefresh: boolean): Promise<OAuth> {
+  let errors: unknown[] = [];
+
+  async function start(forceRefresh: boolean, mistaken: { clientSecret?: string; refresh?: string } = {}): Promise<OAuth> {
     await app?.close();
     emulator.reset();
-    const credentials = { clientId: emulator.clientId, clientSecret: emulator.clientSecret };
+    errors = [];
+    const credentials = { clientId: emulator.clientId, clientSecret: mistaken.clientSecret ?? emulator.clientSecret };
     const endpoints = {
       token: emulator.endpoints.token,
-      refresh: emulator.endpoints.refresh,
+      refresh: mistaken.refresh ?? emulator.endpoints.refresh,
       recover: emulator.endpoints.recover,
     };
     const oauth = createOAuth({
@@ -64,6 +67,7 @@ describe.each(adapters)('Cal.com platform managed users on $name', (adapter) => 
       // The app's own user, as its authentication knows it (here a header, for the test).
       subject: (req) => (req as { headers: Record<string, string | undefined> }).headers['x-user'],
       providers: { cal: calcomPlatform({ ...credentials, endpoints, forceRefresh }) },
+      hooks: { onError: (err) => errors.push(err) },
     });
     app = await adapter.start(oauth);
     return oauth;
@@ -140,6 +144,41 @@ describe.each(adapters)('Cal.com platform managed users on $name', (adapter) => 
     const res = await request(app!.server).get('/token/cal').set('x-user', 'grace').expect(401);
     expect(res.body).toMatchObject({ error: 'reauth_required', provider: 'cal', provider_error: 'invalid_grant' });
     expect(emulator.counts.refresh).toBe(2); // our spend and the refused refresh: no force-refresh
+  });
+
+  it.each<[string, () => { clientSecret?: string; refresh?: string }, number, string]>([
+    ['a wrong client secret', () => ({ clientSecret: 'not-the-secret' }), 401, 'wrong x-cal-secret-key'],
+    [
+      'a client id Cal.com does not know',
+      () => ({ refresh: (emulator.endpoints.refresh as string).replace(`/${emulator.clientId}/`, '/another-client/') }),
+      400,
+      'unknown client id in path',
+    ],
+  ])('a refresh refused for %s is invalid_client, and keeps the login', async (_case, mistaken, status, reason) => {
+    const oauth = await start(false, mistaken());
+    emulator.accessTokenTtl = 30;
+    const created = await createManagedUser('mary@example.com');
+    await oauth.tokens('mary').importTokens('cal', { answer: created, extras: { userId: created.data.user.id } });
+    const res = await request(app!.server).get('/token/cal').set('x-user', 'mary').expect(502);
+    expect(res.body).toMatchObject({ error: 'provider_error', provider: 'cal', provider_error: 'invalid_client' });
+    expect(emulator.rejections.map((r) => [r.status, r.reason])).toEqual([[status, reason]]);
+    expect(await oauth.tokens('mary').isConnected('cal')).toBe(true);
+  });
+
+  it('a force-refresh refused for a user Cal.com does not know is reported as invalid_request; the refusal stands', async () => {
+    const oauth = await start(true);
+    emulator.accessTokenTtl = 30;
+    const created = await createManagedUser('otto@example.com');
+    const imported = emulator.issued.at(-1)!;
+    await oauth.tokens('otto').importTokens('cal', { answer: created, extras: { userId: 4242 } });
+    await spend(imported.refreshToken as string);
+    const res = await request(app!.server).get('/token/cal').set('x-user', 'otto').expect(401);
+    expect(res.body).toMatchObject({ error: 'reauth_required', provider: 'cal', provider_error: 'invalid_grant' });
+    expect(errors).toEqual([expect.objectContaining({ code: 'provider_error', provider: 'cal', error: 'invalid_request' })]);
+    expect(emulator.rejections.map((r) => [r.status, r.reason])).toEqual([
+      [400, 'unknown (or already used) refresh token'],
+      [400, 'unknown managed user'],
+    ]);
   });
 
   it('has no login route, and tells a malformed import at once', async () => {

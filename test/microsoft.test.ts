@@ -171,6 +171,41 @@ describe.each(adapters)('microsoft() on $name', (adapter) => {
     await browser.get(`/token/${NAME}`).expect(401, /not_connected/);
   });
 
+  it('checks a single tenant’s ID token by its issuer alone: no `tid` needed, and an authority host with its slash', async () => {
+    await start(preset(CONTOSO.id, { authorityHost: `${entra.origin}/` }));
+    entra.tamper = ({ tid: _tid, ...claims }) => claims;
+    const { browser, callback } = await signIn(USERS.alice);
+    expect(callback.status).toBe(302);
+    await browser.get(`/token/${NAME}`).expect(200);
+  });
+
+  it('refuses a tenant-independent login whose ID token names no tenant, saying so', async () => {
+    await start(preset('common'));
+    entra.tamper = ({ tid: _tid, ...claims }) => claims;
+    const { callback } = await signIn(USERS.alice);
+    expect(callback.status).toBe(502);
+    expect(callback.body).toMatchObject({
+      error: 'invalid_response',
+      provider: NAME,
+      message: 'The ID token names no tenant (`tid`): its issuer cannot be checked.',
+    });
+  });
+
+  it.each<[string, (document: Record<string, unknown>) => Record<string, unknown>, string]>([
+    ['an issuer that is no URL', (document) => ({ ...document, issuer: 'contoso' }), 'issuer'],
+    ['no key set', ({ jwks_uri: _jwks, ...document }) => document, 'jwks_uri'],
+    ['a key set over http on a public host', (document) => ({ ...document, jwks_uri: 'http://keys.example/keys' }), 'jwks_uri'],
+  ])('refuses a discovery document with %s as invalid_response, naming the field', async (_case, tamper, field) => {
+    await start(preset(CONTOSO.domain));
+    entra.tamperDiscovery = tamper;
+    const { browser, callback } = await signIn(USERS.alice);
+    expect(callback.status).toBe(502);
+    expect(callback.body).toMatchObject({ error: 'invalid_response', provider: NAME });
+    expect(callback.body.message).toMatch(new RegExp(`^The discovery document of the Microsoft tenant .*${field}`));
+    expect(entra.counts.authorizationCode).toBe(0);
+    await browser.get(`/token/${NAME}`).expect(401, /not_connected/);
+  });
+
   it('refuses a user the tenant does not know as access_denied', async () => {
     await start(preset(CONTOSO.domain));
     const { callback } = await signIn(USERS.bob);
@@ -187,7 +222,11 @@ describe.each(adapters)('microsoft() on $name', (adapter) => {
     const refused = await callbackOfNewLogin();
     expect(refused.status).toBe(502);
     expect(refused.body).toMatchObject({ error: 'invalid_response', provider: NAME });
-    expect(refused.body.message).toContain('nosuch.onmicrosoft.com');
+    expect(refused.body.message).toBe(
+      'The discovery document of the Microsoft tenant nosuch.onmicrosoft.com was refused (is the tenant right?).',
+    );
+    // The app sees why, in the error's cause (Entra ID's own answer, which names no secret).
+    expect(errors.at(-1)).toMatchObject({ cause: expect.anything() });
     expect(refused.text).not.toContain(ENTRA_CLIENT_SECRET);
     // A failed discovery is not remembered: the next callback asks again.
     expect((await callbackOfNewLogin()).status).toBe(502);
@@ -198,6 +237,9 @@ describe.each(adapters)('microsoft() on $name', (adapter) => {
     const unavailable = await callbackOfNewLogin();
     expect(unavailable.status).toBe(503);
     expect(unavailable.body).toMatchObject({ error: 'provider_unavailable', provider: NAME });
+    expect(unavailable.body.message).toBe(
+      `The discovery document of the Microsoft tenant ${CONTOSO.domain} could not be fetched.`,
+    );
 
     // Discovery answers, the token endpoint does not: the failed request is the error, as it is.
     const tokenDown = microsoft({
@@ -241,6 +283,17 @@ describe('microsoft() configuration', () => {
     expect(() => createOAuth({ baseUrl: BASE_URL, secret: SECRET, providers: { m: provider } })).toThrow(
       expect.objectContaining({ code: 'config_invalid', field: `providers.m.${field}` }),
     );
+  });
+
+  it('says what a tenant and an authority host must be', () => {
+    const problems = (options: { tenant?: string; authorityHost?: string }) =>
+      microsoft({ clientId: 'id', clientSecret: 'secret', ...options }).problems();
+    expect(problems({ tenant: 'a/b' })).toEqual([
+      ['tenant', 'must be a tenant id (a GUID), a domain name, or common, organizations or consumers'],
+    ]);
+    expect(problems({ authorityHost: 'https://login.microsoftonline.us/x' })).toEqual([
+      ['authorityHost', 'must be an origin only, such as https://login.microsoftonline.us (the tenant is set apart)'],
+    ]);
   });
 
   it('accepts GUIDs, domains, the aliases and sovereign clouds', () => {

@@ -142,7 +142,10 @@ function exchange(ctx: EmulatorContext, req: EmulatorRequest): Reply {
 function refresh(ctx: EmulatorContext, req: EmulatorRequest): Reply {
   const header = req.headers['x-cal-secret-key'];
   if (typeof header !== 'string' || header === '') return fail(req, 401, 'Invalid client secret', 'no x-cal-secret-key header');
-  if (req.params.clientId !== ctx.emulator.clientId) return fail(req, 400, 'Invalid OAuth Client.', 'unknown client id in path');
+  // The refresh names an unknown client in its own words (CONTRACTS.md §3a, Refresh).
+  if (req.params.clientId !== ctx.emulator.clientId) {
+    return fail(req, 400, 'Invalid OAuthClient credentials.', 'unknown client id in path');
+  }
   if (header !== ctx.emulator.clientSecret) return fail(req, 401, 'Invalid client secret', 'wrong x-cal-secret-key');
   if (req.bodyType !== 'json') return fail(req, 400, 'Body must be application/json', `${req.bodyType} body`);
   const refreshToken = field(req.body, 'refreshToken');

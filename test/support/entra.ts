@@ -58,6 +58,8 @@ export interface EntraServer {
   signIn(authorizationUrl: string, user: EntraUser): Promise<URL>;
   /** Applied to the claims of every ID token issued until the next reset (a forged or mistaken token). */
   tamper: ((claims: Record<string, unknown>) => Record<string, unknown>) | undefined;
+  /** Applied to every discovery document served until the next reset (a broken or foreign document). */
+  tamperDiscovery: ((document: Record<string, unknown>) => Record<string, unknown>) | undefined;
   /**
    * Replaces every ID token issued until the next reset: given the header the server uses (RS256,
    * its `kid`), the claims and the genuine token it signed, returns the compact JWS to hand out.
@@ -108,11 +110,13 @@ export async function startEntra(options: { redirectUris: string[] }): Promise<E
     issuerOf,
     signIn,
     tamper: undefined,
+    tamperDiscovery: undefined,
     forge: undefined,
     accessTokenTtl: 3600,
     counts: { discovery: 0, jwks: 0, authorizationCode: 0, refresh: 0 },
     reset() {
       state.tamper = undefined;
+      state.tamperDiscovery = undefined;
       state.forge = undefined;
       state.accessTokenTtl = 3600;
       state.counts = { discovery: 0, jwks: 0, authorizationCode: 0, refresh: 0 };
@@ -146,25 +150,30 @@ export async function startEntra(options: { redirectUris: string[] }): Promise<E
     // Endpoints of a tenant's document name it by GUID; an alias's keep the alias.
     const base = `${origin}/${authority.kind === 'tenant' ? authority.tenant.id : authority.name}`;
     if (discovery) {
-      return send(res, 200, {
-        token_endpoint: `${base}/oauth2/v2.0/token`,
-        token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
-        jwks_uri: `${base}/discovery/v2.0/keys`,
-        response_modes_supported: ['query', 'fragment', 'form_post'],
-        subject_types_supported: ['pairwise'],
-        id_token_signing_alg_values_supported: ['RS256'],
-        response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
-        scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
-        issuer: authority.kind === 'tenant' ? issuerOf(authority.tenant) : `${origin}/${TEMPLATE}/v2.0`,
-        request_uri_parameter_supported: false,
-        userinfo_endpoint: 'https://graph.microsoft.com/oidc/userinfo',
-        authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
-        end_session_endpoint: `${base}/oauth2/v2.0/logout`,
-        claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'email', 'name', 'oid', 'tid'],
-        tenant_region_scope: null,
-        cloud_instance_name: 'microsoftonline.com',
-        msgraph_host: 'graph.microsoft.com',
-      });
+      const tamper = state.tamperDiscovery ?? ((document) => document);
+      return send(
+        res,
+        200,
+        tamper({
+          token_endpoint: `${base}/oauth2/v2.0/token`,
+          token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+          jwks_uri: `${base}/discovery/v2.0/keys`,
+          response_modes_supported: ['query', 'fragment', 'form_post'],
+          subject_types_supported: ['pairwise'],
+          id_token_signing_alg_values_supported: ['RS256'],
+          response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
+          scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
+          issuer: authority.kind === 'tenant' ? issuerOf(authority.tenant) : `${origin}/${TEMPLATE}/v2.0`,
+          request_uri_parameter_supported: false,
+          userinfo_endpoint: 'https://graph.microsoft.com/oidc/userinfo',
+          authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+          end_session_endpoint: `${base}/oauth2/v2.0/logout`,
+          claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'email', 'name', 'oid', 'tid'],
+          tenant_region_scope: null,
+          cloud_instance_name: 'microsoftonline.com',
+          msgraph_host: 'graph.microsoft.com',
+        }),
+      );
     }
     if (req.method === 'GET' && path === 'discovery/v2.0/keys') {
       state.counts.jwks++;
