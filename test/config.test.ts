@@ -249,6 +249,7 @@ describe('createOAuth configuration', () => {
   it.each<[string, (c: OAuthConfig) => OAuthConfig, string]>([
     ['no configuration', () => undefined as never, 'config must be an object'],
     ['a baseUrl that is no text', (c) => ({ ...c, baseUrl: 7 as never }), 'baseUrl is required'],
+    ['an empty baseUrl', (c) => ({ ...c, baseUrl: '' }), 'baseUrl is required'],
     ['a relative baseUrl', (c) => ({ ...c, baseUrl: '/app' }), 'baseUrl is not an absolute URL'],
     ['an http baseUrl on a public host', (c) => ({ ...c, baseUrl: 'http://app.example.com' }), `baseUrl ${HTTPS}`],
     ['a baseUrl of another scheme on a loopback host', (c) => ({ ...c, baseUrl: 'ws://localhost' }), `baseUrl ${HTTPS}`],
@@ -359,6 +360,8 @@ describe('createOAuth configuration', () => {
       secureCookies: false,
     });
     expect(Object.isFrozen(edges.providers)).toBe(true);
+    // Every trailing slash goes: the routes are appended with one of their own.
+    expect(createOAuth({ ...good, baseUrl: 'https://app.example.com/app//' }).config.baseUrl).toBe('https://app.example.com/app');
     expect(Object.isFrozen(edges.hooks)).toBe(true);
 
     const defaults = createOAuth({

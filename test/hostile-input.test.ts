@@ -914,6 +914,8 @@ const rows: Row[] = [
       ['dot segments to //', '/..//evil.example', '/'],
       ['encoded dot segments to //', '/%2e%2e//evil.example', '/'],
       ['over 2048 characters', `/${'a'.repeat(3000)}`, '/'],
+      ['of 2049 characters', `/${'a'.repeat(2048)}`, '/'],
+      ['of 2048 characters (the longest kept)', `/${'a'.repeat(2047)}`, `/${'a'.repeat(2047)}`],
       ['a local path with encoded slashes (kept, still local)', '/%2F%2Fevil.example', '/%2F%2Fevil.example'],
       ['a local path with encoded CR LF (kept encoded)', `/x%0D%0A${INJECTED}:%201`, `/x%0D%0A${INJECTED}:%201`],
     ] as const

@@ -32,6 +32,7 @@ export function oauth2(options: OAuth2Options): ProviderDefinition {
   const definition = fromProfile(
     {
       name: 'oauth2',
+      // Stryker disable next-line LogicalOperator: fromProfile takes an unset pkce as true as well.
       authorization: { url: options.authorization, pkce: options.pkce ?? true },
       token: { url: options.token, clientAuth },
       ...(options.revoke ? { revoke: { kind: 'rfc7009' as const, url: options.revoke, clientAuth } } : {}),
