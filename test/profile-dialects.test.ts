@@ -602,7 +602,13 @@ describe.each(adapters)('$name adapter', (adapter) => {
           /Max-Age=0/.test(c),
         );
         expect(cleared).toEqual(store === 'cookie' ? [] : expect.any(Array));
-        await browser.get('/token/p').expect(401);
+        // The next request finds the grant ended; on the cookie store, it clears the stale copy now.
+        const next = await browser.get('/token/p').expect(401);
+        expect(next.body).toMatchObject({ error: 'not_connected', provider: 'p' });
+        if (store === 'cookie') {
+          const setCookies = (next.headers['set-cookie'] as unknown as string[] | undefined) ?? [];
+          expect(setCookies.filter((c) => /Max-Age=0/.test(c))).not.toEqual([]);
+        }
         expect(endpoint.requests).toHaveLength(2);
       },
     );
