@@ -2,6 +2,8 @@
  * The contract of the login routes and of `req.oauth` / `ctx.oauth`, run over both adapters
  * against oidc-provider as the real authorization server.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createOAuth, memoryStore, type OAuth, type OAuthConfig, type TokenStore } from '../src/index.js';
@@ -550,6 +552,29 @@ describe.each(matrix)('$name adapter, $store store', ({ adapter, make, store }) 
         expect(after.body.accessToken).not.toBe(before.accessToken);
       } finally {
         vi.useRealTimers();
+      }
+    });
+
+    it('replaces an access token the API refuses (401) before its expiry, once, and sends the request again', async () => {
+      const agent = await start();
+      await login(agent);
+      const [accessToken] = op.issued.accessTokens;
+      // An API that has stopped accepting the first access token (revoked on its side), not the grant.
+      const seen: string[] = [];
+      const api = createServer((req, res) => {
+        seen.push(req.headers.authorization ?? '');
+        res.writeHead(req.headers.authorization === `Bearer ${accessToken}` ? 401 : 200, { 'content-type': 'application/json' });
+        res.end('{"ok":true}');
+      });
+      await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+      try {
+        const url = `http://127.0.0.1:${(api.address() as AddressInfo).port}/me`;
+        const res = await agent.get(`/fetch/op?url=${encodeURIComponent(url)}`).expect(200);
+        expect(res.body).toEqual({ status: 200, body: { ok: true } });
+        expect(op.counts.refresh_token).toBe(1);
+        expect(seen).toEqual([`Bearer ${accessToken}`, `Bearer ${op.issued.accessTokens.at(-1)}`]);
+      } finally {
+        await new Promise<void>((resolve) => api.close(() => resolve()));
       }
     });
   });
