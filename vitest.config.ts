@@ -9,15 +9,16 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^oauth-middleware$/, replacement: local('./src/index.ts') },
-      { find: /^oauth-middleware\/express$/, replacement: local('./adapters/express/index.ts') },
-      { find: /^oauth-middleware\/koa$/, replacement: local('./adapters/koa/index.ts') },
+      { find: /^oauth-middleware\/express$/, replacement: local('./src/express.ts') },
+      { find: /^oauth-middleware\/koa$/, replacement: local('./src/koa.ts') },
+      { find: /^oauth-middleware\/adapter$/, replacement: local('./src/adapter.ts') },
       { find: /^oauth-middleware\/providers$/, replacement: local('./src/providers/index.ts') },
-      { find: /^oauth-middleware\/redis$/, replacement: local('./src/stores/redis.ts') },
-      { find: /^oauth-middleware\/testing$/, replacement: local('./test/emulators/index.ts') },
+      { find: /^oauth-middleware\/redis$/, replacement: local('./src/redis.ts') },
+      { find: /^oauth-middleware\/testing$/, replacement: local('./emulators/index.ts') },
     ],
   },
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'emulators/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 20_000,
     hookTimeout: 30_000,

@@ -12,7 +12,7 @@ import autocannon from 'autocannon';
 import express from 'express';
 import { unsealData } from 'iron-session';
 import { startDemoIdp } from '../examples/demo-idp/index.js';
-import { oauthMiddleware } from '../adapters/express/index.js';
+import { oauthMiddleware } from '../src/express.js';
 import { createOAuth } from '../src/index.js';
 import { oidc } from '../src/providers/index.js';
 import { completeLogin } from '../test/support/authorization-server.js';

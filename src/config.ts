@@ -74,6 +74,15 @@ export interface ResolvedConfig {
   readonly secureCookies: boolean;
 }
 
+/** What `oauth.config` shows: the resolved configuration, its secret left out. */
+export type VisibleConfig = Readonly<Omit<ResolvedConfig, 'secret'>>;
+
+/** The configuration without its secret, which nothing outside the core needs to read. */
+export function visibleConfig(config: ResolvedConfig): VisibleConfig {
+  const { secret: _secret, ...visible } = config;
+  return Object.freeze(visible);
+}
+
 const PROVIDER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/i;
 const COOKIE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 

@@ -6,7 +6,7 @@
 import { LRUCache } from 'lru-cache';
 import Negotiator from 'negotiator';
 import * as client from 'openid-client';
-import { type OAuthConfig, type ResolvedConfig, resolveConfig, safeReturnTo } from './config.js';
+import { type OAuthConfig, resolveConfig, safeReturnTo, type VisibleConfig, visibleConfig } from './config.js';
 import { forProvider, isOAuthError, OAuthError } from './errors.js';
 import type { LoginChecks, ProviderClient, ProviderDefinition, ProviderTokens } from './providers/types.js';
 import { guard, RequestSession } from './request-session.js';
@@ -90,7 +90,8 @@ export interface OAuthContext {
  * ```
  */
 export interface OAuth {
-  readonly config: ResolvedConfig;
+  /** The resolved configuration, without its secret. */
+  readonly config: VisibleConfig;
   /** Seal and unseal counts of this process, for metrics and tests. */
   readonly stats: Readonly<SealStats>;
   /** Serves `GET /:provider/login`, `GET /:provider/callback` and `POST /:provider/logout`; undefined for any other request. */
@@ -734,7 +735,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     }
   }
 
-  return { config, stats: sealer.stats, handle, context, tokens, loginPath, guard: guardRoute };
+  return { config: visibleConfig(config), stats: sealer.stats, handle, context, tokens, loginPath, guard: guardRoute };
 }
 
 /** RFC 9207 and the `error` parameter, checked before any code is exchanged. */

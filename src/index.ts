@@ -1,9 +1,7 @@
-export type { OAuthConfig, OAuthHooks, ResolvedConfig } from './config.js';
+export type { OAuthConfig, OAuthHooks, VisibleConfig } from './config.js';
 export { isOAuthError, OAuthError, type OAuthErrorCode } from './errors.js';
-export { createOAuth, type HttpRequest, isBrowser, type OAuth, type OAuthContext, type RouteResult } from './flow.js';
+export { createOAuth, type OAuth, type OAuthContext } from './flow.js';
 export type { ProviderDefinition } from './providers/types.js';
-export { type ErrorResponse, renderError } from './render.js';
-export type { ResponseCookies } from './session.js';
 export { cookieStore } from './stores/cookie.js';
 export { memoryStore } from './stores/memory.js';
 export type { CookieTokenStore, ServerTokenStore, StoredTokens, StoreLock, TokenRecord, TokenStore } from './stores/types.js';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cookieStore, createOAuth, memoryStore, type OAuthConfig, type TokenStore } from '../src/index.js';
 import { calcomPlatform } from '../src/providers/index.js';
 import { redisStore } from '../src/stores/redis.js';
-import { type Emulator, startCalcomPlatformEmulator } from './emulators/index.js';
+import { type Emulator, startCalcomPlatformEmulator } from '../emulators/index.js';
 import { adapters } from './support/apps.js';
 import { ready, redisClient, uniquePrefix } from './support/redis.js';
 

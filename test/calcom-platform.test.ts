@@ -9,7 +9,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOAuth, memoryStore, type OAuth, OAuthError } from '../src/index.js';
 import { calcomPlatform } from '../src/providers/index.js';
-import { type Emulator, startCalcomPlatformEmulator } from './emulators/index.js';
+import { type Emulator, startCalcomPlatformEmulator } from '../emulators/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import { BASE_URL } from './support/authorization-server.js';
 

@@ -13,7 +13,7 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createOAuth } from '../src/index.js';
 import { calcomPlatform, pipedrive } from '../src/providers/index.js';
-import { type Emulator, startCalcomPlatformEmulator, startPipedriveEmulator } from './emulators/index.js';
+import { type Emulator, startCalcomPlatformEmulator, startPipedriveEmulator } from '../emulators/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import {
   BASE_URL,

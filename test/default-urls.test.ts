@@ -21,7 +21,7 @@ import {
   startDropboxSignEmulator,
   startPipedriveEmulator,
   startSunshineConversationsEmulator,
-} from './emulators/index.js';
+} from '../emulators/index.js';
 
 type Endpoint = Exclude<keyof EmulatorEndpoints, 'api' | 'managedUsers'>;
 

@@ -6,7 +6,7 @@
 import { unsealData } from 'iron-session';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, startCalcomPlatformEmulator } from './emulators/index.js';
+import { type Emulator, startCalcomPlatformEmulator } from '../emulators/index.js';
 import {
   BASE_URL,
   CLIENT_ID,

@@ -135,6 +135,9 @@ describe('the packed package', () => {
     expect(files).toEqual(expect.arrayContaining(['package/LICENSE', 'package/README.md', 'package/package.json']));
     const unexpected = files.filter((f) => /\.map$|\.test\.|(?<!\.d)\.ts$|\/support\/|\/examples\//.test(f));
     expect(unexpected).toEqual([]);
+    // Entry points at the top of dist/, named as they are imported: no path shows the repository's layout.
+    expect(files.filter((f) => /^package\/dist\/(src|adapters|test|emulators)\//.test(f))).toEqual([]);
+    expect(files).toEqual(expect.arrayContaining(['package/dist/express.js', 'package/dist/koa.js', 'package/dist/adapter.js']));
   });
 
   it('installs its run-time dependencies and none of the development ones', () => {

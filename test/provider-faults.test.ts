@@ -22,7 +22,7 @@ import type { OAuthConfig } from '../src/config.js';
 import { oidc, pipedrive } from '../src/providers/index.js';
 import { translateClientError } from '../src/providers/openid.js';
 import type { ProviderDefinition } from '../src/providers/types.js';
-import { startPipedriveEmulator } from './emulators/index.js';
+import { startPipedriveEmulator } from '../emulators/index.js';
 import { type Adapter, adapters, type RunningApp } from './support/apps.js';
 import { BASE_URL, CLIENT_ID, CLIENT_SECRET, completeLogin, startAuthorizationServer } from './support/authorization-server.js';
 import { FAULT_ACCESS_TOKEN, type Fault, type FaultProxy, startFaultProxy } from './support/fault-proxy.js';

@@ -24,8 +24,8 @@ import {
   startDropboxSignEmulator,
   startPipedriveEmulator,
   startSunshineConversationsEmulator,
-} from './emulators/index.js';
-import type { SunshineConversationsEmulator } from './emulators/sunshine-conversations.js';
+} from '../emulators/index.js';
+import type { SunshineConversationsEmulator } from '../emulators/sunshine-conversations.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import { resolveLocalhostNames } from './support/localhost-names.js';
 import { BASE_URL } from './support/authorization-server.js';

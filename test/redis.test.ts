@@ -7,7 +7,7 @@ import express from 'express';
 import type { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { oauthErrorHandler, oauthMiddleware } from '../adapters/express/index.js';
+import { oauthErrorHandler, oauthMiddleware } from '../src/express.js';
 import { createOAuth, type OAuthConfig } from '../src/index.js';
 import { type RedisClient, redisStore } from '../src/stores/redis.js';
 import { adapters } from './support/apps.js';

@@ -27,7 +27,7 @@ import {
 } from '../src/index.js';
 import { calcomPlatform } from '../src/providers/index.js';
 import { redisStore } from '../src/stores/redis.js';
-import { type Emulator, startCalcomPlatformEmulator } from './emulators/index.js';
+import { type Emulator, startCalcomPlatformEmulator } from '../emulators/index.js';
 import { adapters, type RunningApp } from './support/apps.js';
 import { type FaultProxy, startFaultProxy } from './support/fault-proxy.js';
 import { ready, redisClient, uniquePrefix } from './support/redis.js';

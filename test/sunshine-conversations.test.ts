@@ -21,8 +21,8 @@ import {
   sunshineConversationsProfile,
 } from '../src/providers/index.js';
 import type { SunshineConversationsOptions } from '../src/providers/sunshine-conversations.js';
-import { startSunshineConversationsEmulator } from './emulators/index.js';
-import type { SunshineConversationsEmulator } from './emulators/sunshine-conversations.js';
+import { startSunshineConversationsEmulator } from '../emulators/index.js';
+import type { SunshineConversationsEmulator } from '../emulators/sunshine-conversations.js';
 import { adapters } from './support/apps.js';
 import { BASE_URL } from './support/authorization-server.js';
 import { resolveLocalhostNames } from './support/localhost-names.js';

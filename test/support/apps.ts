@@ -9,8 +9,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Koa from 'koa';
-import * as expressAdapter from '../../adapters/express/index.js';
-import * as koaAdapter from '../../adapters/koa/index.js';
+import * as expressAdapter from '../../src/express.js';
+import * as koaAdapter from '../../src/koa.js';
 import type { OAuth } from '../../src/index.js';
 
 export interface RunningApp {

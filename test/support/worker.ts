@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { Redis } from 'ioredis';
-import { oauthErrorHandler, oauthMiddleware } from '../../adapters/express/index.js';
+import { oauthErrorHandler, oauthMiddleware } from '../../src/express.js';
 import { calcomPlatform, oidc } from '../../src/providers/index.js';
 import { redisStore } from '../../src/stores/redis.js';
 

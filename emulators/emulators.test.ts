@@ -11,7 +11,7 @@ import {
   type Emulator,
 } from './index.js';
 import type { SunshineConversationsEmulator } from './sunshine-conversations.js';
-import { resolveLocalhostNames } from '../support/localhost-names.js';
+import { resolveLocalhostNames } from '../test/support/localhost-names.js';
 
 const CALLBACK = 'http://127.0.0.1:9/auth/test/callback';
 

@@ -12,7 +12,7 @@ import {
   type ResponseCookies,
   type RouteResult,
   renderError,
-} from '../../src/index.js';
+} from './adapter.js';
 
 declare module 'koa' {
   interface DefaultContext {

@@ -1,0 +1,1 @@
+export { type RedisClient, redisStore, type RedisStoreOptions } from './stores/redis.js';

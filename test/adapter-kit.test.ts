@@ -1,0 +1,95 @@
+/**
+ * `oauth-middleware/adapter` is enough to write an adapter: this one, for plain `node:http`, is
+ * written against that entry alone, as a third party would, and signs in, guards a route, refreshes
+ * and renders errors against oidc-provider like the Express and Koa adapters.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createOAuth,
+  type HttpRequest,
+  type OAuth,
+  type ResponseCookies,
+  type RouteResult,
+  renderError,
+} from 'oauth-middleware/adapter';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BASE_URL,
+  completeLogin,
+  startAuthorizationServer,
+  type TestServer,
+  testProvider,
+} from './support/authorization-server.js';
+
+/** The whole adapter: the request and its cookies translated, the core's answers sent. */
+function nodeHttpAdapter(oauth: OAuth, app: (context: ReturnType<OAuth['context']>, request: HttpRequest) => Promise<unknown>) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const httpRequest: HttpRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, native: req };
+    const cookies: ResponseCookies = {
+      getSetCookie() {
+        const current = res.getHeader('set-cookie');
+        return current === undefined ? [] : Array.isArray(current) ? current : [String(current)];
+      },
+      setSetCookie: (values) => void res.setHeader('set-cookie', values),
+      writable: () => !res.headersSent,
+    };
+    const send = (result: RouteResult) => {
+      if (result.location !== undefined) res.setHeader('location', result.location);
+      if (result.json === undefined) return void res.writeHead(result.status).end();
+      res.writeHead(result.status, { 'content-type': 'application/json' }).end(JSON.stringify(result.json));
+    };
+    try {
+      const routed = await oauth.handle(httpRequest, cookies);
+      if (routed) return send(routed);
+      const context = oauth.context(httpRequest, cookies);
+      const guarded = await oauth.guard(context, 'op', httpRequest);
+      if (guarded) return send(guarded);
+      send({ status: 200, json: await app(context, httpRequest) });
+    } catch (err) {
+      const rendered = renderError(err, httpRequest);
+      if (!rendered) return void res.writeHead(500).end();
+      res.writeHead(rendered.status, { 'content-type': rendered.contentType }).end(rendered.body);
+    }
+  };
+}
+
+let op: TestServer;
+let server: Server;
+beforeAll(async () => {
+  op = await startAuthorizationServer(['op']);
+  const oauth = createOAuth({ baseUrl: BASE_URL, secret: 's'.repeat(32), providers: { op: testProvider(op) } });
+  server = createServer(
+    nodeHttpAdapter(oauth, async (context) => {
+      const token = await context.getToken('op');
+      return { accessToken: token.accessToken, sub: token.claims?.sub };
+    }),
+  );
+});
+afterAll(async () => {
+  await op?.close();
+});
+
+describe('an adapter written against oauth-middleware/adapter alone (node:http)', () => {
+  it('signs in, guards a route, and renders the core’s errors', async () => {
+    const agent = request.agent(server);
+    const refused = await agent.get('/me').set('accept', 'application/json').expect(401);
+    expect(refused.body).toEqual({ error: 'not_connected', provider: 'op', login: '/auth/op/login?returnTo=%2Fme' });
+    await agent.get('/me').set('accept', 'text/html').expect(302).expect('location', '/auth/op/login?returnTo=%2Fme');
+
+    const start = await agent.get('/auth/op/login?returnTo=/me').expect(302);
+    const back = await completeLogin(start.headers.location as string);
+    await agent
+      .get(back.pathname + back.search)
+      .expect(302)
+      .expect('location', '/me');
+    const me = await agent.get('/me').expect(200);
+    expect(me.body).toEqual({ accessToken: op.issued.accessTokens.at(-1), sub: expect.any(String) });
+
+    // A forged callback: the core throws a typed error, the adapter renders it.
+    const forged = await agent.get('/auth/op/callback?code=x&state=forged').set('accept', 'application/json').expect(400);
+    expect(forged.body).toMatchObject({ error: 'state_mismatch' });
+    const page = await agent.get('/auth/op/callback?code=x&state=forged').set('accept', 'text/html').expect(400);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+  });
+});
