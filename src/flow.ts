@@ -4,11 +4,12 @@
  */
 
 import { LRUCache } from 'lru-cache';
-import Negotiator from 'negotiator';
 import * as client from 'openid-client';
+import { header, type HttpRequest, isBrowser, type RouteResult, wantsJson } from './http.js';
 import { type OAuthConfig, resolveConfig, safeReturnTo, type VisibleConfig, visibleConfig } from './config.js';
-import { forProvider, isOAuthError, OAuthError } from './errors.js';
+import { isOAuthError, OAuthError } from './errors.js';
 import type { LoginChecks, ProviderClient, ProviderDefinition, ProviderTokens } from './providers/types.js';
+import { ProviderSeam } from './provider-seam.js';
 import { guard, RequestSession } from './request-session.js';
 import { RequestCookies as Cookies, type RequestCookies, type ResponseCookies, Sealer, type SealStats } from './session.js';
 import type { ServerTokenStore, StoredTokens } from './stores/types.js';
@@ -23,25 +24,6 @@ import {
   toStored,
   toTokenSet,
 } from './tokens.js';
-
-/** A framework's request, reduced to what the flow reads. */
-export interface HttpRequest {
-  method: string;
-  /** Path and query, as received (`/auth/google/callback?code=...`). */
-  url: string;
-  headers: Readonly<Record<string, string | string[] | undefined>>;
-  /** A parsed body, when the app has a body parser (used for the logout form's `returnTo`). */
-  body?: unknown;
-  /** The framework's own request (Express `req`, Koa `ctx`), handed to the `subject` option. */
-  native?: unknown;
-}
-
-/** What the adapter sends for one of the login routes. Cookies were already written through `ResponseCookies`. */
-export interface RouteResult {
-  status: number;
-  location?: string | undefined;
-  json?: unknown;
-}
 
 /**
  * The per-request API: `req.oauth` in Express, `ctx.oauth` in Koa.
@@ -158,31 +140,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
   // States already used in this process: a replayed callback is refused even with its cookie.
   const spentStates = new LRUCache<string, true>({ max: 10_000, ttl: TRANSACTION_TTL_SECONDS * 1000 });
   const hooks = config.hooks;
-
-  function definition(name: string): ProviderDefinition {
-    const provider = Object.hasOwn(config.providers, name) ? config.providers[name] : undefined;
-    if (!provider) throw new OAuthError('unknown_provider', 'No such provider is configured.', { provider: name.slice(0, 100) });
-    return provider;
-  }
-
-  // Each provider's client credentials, in the forms its requests carry them (known once connected).
-  const clientSecrets = new Map<string, readonly string[] | undefined>();
-
-  async function connect(name: string): Promise<ProviderClient> {
-    try {
-      const ready = await definition(name).connect();
-      if (!clientSecrets.has(name)) clientSecrets.set(name, ready.secrets);
-      return ready;
-    } catch (err) {
-      throw asProviderError(err, name);
-    }
-  }
-
-  /** A provider call's failure as an OAuthError, its text free of the client's and the request's secrets. */
-  function asProviderError(err: unknown, name: string, secrets?: ReadonlyArray<string | undefined>): OAuthError {
-    // Either list may be absent: toProviderError skips the undefined entries this leaves.
-    return toProviderError(err, name, [clientSecrets.get(name), secrets].flat());
-  }
+  const providers = new ProviderSeam(config.providers, hooks);
 
   function redirectUri(name: string): string {
     return `${config.baseUrl}${config.prefix}/${name}/callback`;
@@ -201,19 +159,9 @@ export function createOAuth(input: OAuthConfig): OAuth {
     return { path, maxAge: TRANSACTION_TTL_SECONDS, secure: config.secureCookies };
   }
 
-  function withBrowserLogin(name: string): ProviderDefinition {
-    const provider = definition(name);
-    if (!provider.browserLogin) {
-      throw new OAuthError('login_unavailable', 'This provider has no browser login: the app imports its tokens.', {
-        provider: name,
-      });
-    }
-    return provider;
-  }
-
   async function start(name: string, query: URLSearchParams, cookies: RequestCookies): Promise<RouteResult> {
-    const provider = withBrowserLogin(name);
-    const ready = await connect(name);
+    const provider = providers.withBrowserLogin(name);
+    const ready = await providers.connect(name);
     const checks: LoginChecks = {
       state: client.randomState(),
       codeVerifier: provider.pkce ? client.randomPKCECodeVerifier() : undefined,
@@ -270,7 +218,8 @@ export function createOAuth(input: OAuthConfig): OAuth {
     const states = query.getAll('state');
     const state = states[0];
     let found: { cookieName: string; transaction: Transaction } | undefined;
-    if (states.length === 0 && definition(name).withoutState === 'newest-login') found = await newestTransaction(name, cookies);
+    if (states.length === 0 && providers.definition(name).withoutState === 'newest-login')
+      found = await newestTransaction(name, cookies);
     else if (states.length === 1 && state !== undefined && STATE_FORMAT.test(state)) {
       found = (await pendingTransactions(cookies)).find(
         (pending): pending is { cookieName: string; transaction: Transaction } => pending.transaction?.state === state,
@@ -310,11 +259,11 @@ export function createOAuth(input: OAuthConfig): OAuth {
     session: RequestSession,
     cookies: RequestCookies,
   ): Promise<RouteResult> {
-    const provider = withBrowserLogin(name);
+    const provider = providers.withBrowserLogin(name);
     if (provider.withoutState === 'restart' && startedAtProvider(query, cookies))
       return { status: 302, location: loginPath(name) };
     const transaction = await readTransaction(name, query, cookies);
-    const ready = await connect(name);
+    const ready = await providers.connect(name);
     checkCallbackParameters(name, query, ready, provider);
 
     const callbackUrl = new URL(redirectUri(name));
@@ -326,7 +275,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       tokens = toStored(response);
       claims = response.claims;
     } catch (err) {
-      throw asProviderError(err, name, [query.get('code') ?? undefined, transaction.codeVerifier, transaction.nonce]);
+      throw providers.error(err, name, [query.get('code') ?? undefined, transaction.codeVerifier, transaction.nonce]);
     }
     refreshes.revive(name, tokens); // a provider may hand out the same tokens again after a logout
     try {
@@ -335,7 +284,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     } catch (err) {
       // Tokens this app cannot keep (too large for its cookies, the store down) are given back,
       // not left granted with nobody holding them.
-      await revoke(name, tokens);
+      await providers.revoke(name, tokens);
       throw err;
     }
     hooks.onLogin({ provider: name, claims });
@@ -372,7 +321,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       const store = config.store;
       const key = await session.sharedKey(name);
       if (store.kind === 'server' && store.lock && key !== undefined) {
-        await connect(name); // discovery before the lock: the lock's lifetime is for the refresh alone
+        await providers.connect(name); // discovery before the lock: the lock's lifetime is for the refresh alone
         return lockedRefresh(name, tokens, refreshToken, session, key, store.lock.bind(store));
       }
       return providerRefresh(name, tokens, refreshToken, session);
@@ -380,13 +329,13 @@ export function createOAuth(input: OAuthConfig): OAuth {
   }
 
   async function providerRefresh(name: string, tokens: StoredTokens, refreshToken: string, session: RequestSession) {
-    const ready = await connect(name);
+    const ready = await providers.connect(name);
     try {
       const fresh = toStored(await ready.refresh(refreshToken), tokens);
       hooks.onRefresh({ provider: name });
       return fresh;
     } catch (err) {
-      const error = asProviderError(err, name, [refreshToken, tokens.accessToken]);
+      const error = providers.error(err, name, [refreshToken, tokens.accessToken]);
       if (error.error !== 'invalid_grant') throw error;
       // A sibling (another instance) may have spent this refresh token first: its result stands.
       const stored = await session.readShared(name);
@@ -398,7 +347,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
         hooks.onRefresh({ provider: name });
         return recovered;
       } catch (recoveryError) {
-        hooks.onError(asProviderError(recoveryError, name, [refreshToken, tokens.accessToken]));
+        hooks.onError(providers.error(recoveryError, name, [refreshToken, tokens.accessToken]));
         throw error;
       }
     }
@@ -421,7 +370,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     key: string,
     lock: NonNullable<ServerTokenStore['lock']>,
   ): Promise<StoredTokens> {
-    const timeoutMs = definition(name).timeoutSeconds * 1000;
+    const timeoutMs = providers.definition(name).timeoutSeconds * 1000;
     const lockTtl = timeoutMs + REFRESH_LOCK_MARGIN_MS;
     const lease = Math.max(1000, timeoutMs / 2);
     // Waiters outlast the slowest live holder, and a crashed one: its lock expires, and one of them takes over.
@@ -556,7 +505,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
 
   function contextFor(session: RequestSession): OAuthContext {
     async function stored(name: string): Promise<StoredTokens | undefined> {
-      definition(name);
+      providers.definition(name);
       const record = await session.load();
       return Object.hasOwn(record, name) ? record[name] : undefined;
     }
@@ -584,7 +533,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       try {
         fresh = await refresh(name, tokens, refreshToken, session);
       } catch (err) {
-        const error = asProviderError(err, name);
+        const error = providers.error(err, name);
         if (error.code === 'provider_error' && error.error === 'invalid_grant') {
           // A cookie-store session cannot learn of a sibling instance's refresh: the browser may be
           // receiving that instance's new cookie right now, so this response must not delete it.
@@ -629,12 +578,12 @@ export function createOAuth(input: OAuthConfig): OAuth {
     }
 
     async function importTokens(name: string, imported: ImportedTokens): Promise<void> {
-      definition(name);
+      providers.definition(name);
       let read: ProviderTokens;
       try {
-        read = 'answer' in imported ? (await connect(name)).readTokens(imported.answer) : importedTokens(imported);
+        read = 'answer' in imported ? (await providers.connect(name)).readTokens(imported.answer) : importedTokens(imported);
       } catch (err) {
-        throw asProviderError(err, name);
+        throw providers.error(err, name);
       }
       const tokens = toStored({ ...read, extras: { ...read.extras, ...imported.extras } });
       await session.renew(name); // as at a login: a new session, never one a visitor could have planted
@@ -662,13 +611,13 @@ export function createOAuth(input: OAuthConfig): OAuth {
         if (!saved) return;
         const tokens = refreshes.latest(name, saved) ?? saved;
         refreshes.end(name, saved, tokens);
-        await revoke(name, tokens);
+        await providers.revoke(name, tokens);
         await session.remove(name);
         hooks.onLogout({ provider: name });
       },
 
       async fetch(name, input, init = {}) {
-        const { expiredStatuses } = definition(name);
+        const { expiredStatuses } = providers.definition(name);
         const send = (token: TokenSet) => {
           const headers = new Headers(init.headers);
           headers.set('authorization', `${token.tokenType} ${token.accessToken}`);
@@ -683,16 +632,6 @@ export function createOAuth(input: OAuthConfig): OAuth {
         return send(fresh);
       },
     };
-  }
-
-  /** Revokes the refresh token (which ends the grant) or else the access token; a failure is reported, not thrown. */
-  async function revoke(name: string, tokens: StoredTokens): Promise<void> {
-    try {
-      const ready = await connect(name);
-      await ready.revoke?.(tokens);
-    } catch (err) {
-      hooks.onError(asProviderError(err, name, [tokens.refreshToken, tokens.accessToken]));
-    }
   }
 
   async function handle(request: HttpRequest, response: ResponseCookies): Promise<RouteResult | undefined> {
@@ -728,7 +667,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     } catch (err) {
       if (!isOAuthError(err) || (err.code !== 'not_connected' && err.code !== 'reauth_required')) throw err;
       // No login to send anyone to: only the app can connect such a provider again.
-      if (!definition(name).browserLogin) return { status: 401, json: { error: err.code, provider: name } };
+      if (!providers.definition(name).browserLogin) return { status: 401, json: { error: err.code, provider: name } };
       const login = loginPath(name, request.url);
       if (isBrowser(request)) return { status: 302, location: login };
       return { status: 401, json: { error: err.code, provider: name, login } };
@@ -772,12 +711,6 @@ function checkCallbackParameters(
   // RFC 6749 Appendix A.11: a code is printable ASCII. Anything else is not one (and could not be
   // sent in a header, where Cal.com's exchange puts it).
   if (!/^[\x20-\x7e]+$/.test(code)) throw invalid('The authorization code has characters no code can have.');
-}
-
-/** Any failure of a provider call as an OAuthError naming the provider, its text free of `secrets`. */
-function toProviderError(err: unknown, provider: string, secrets: ReadonlyArray<string | undefined>): OAuthError {
-  if (isOAuthError(err)) return forProvider(err, provider, secrets);
-  return new OAuthError('invalid_response', 'The provider call failed unexpectedly.', { provider, cause: err });
 }
 
 type Action = 'login' | 'callback' | 'logout';
@@ -835,33 +768,4 @@ function replayable(body: RequestInit['body']): boolean {
     body instanceof ArrayBuffer ||
     ArrayBuffer.isView(body)
   );
-}
-
-function header(request: HttpRequest, name: string): string | undefined {
-  const value = request.headers[name];
-  return Array.isArray(value) ? value.join('; ') : value;
-}
-
-/**
- * Browsers get redirects and pages, any other client 401s and JSON: a browser is a client that
- * prefers HTML to JSON by its `Accept` header, read with its q-values (`text/html;q=0` refuses HTML).
- * `*` + `/*` alone prefers JSON: that is fetch's and curl's default.
- */
-export function isBrowser(request: HttpRequest): boolean {
-  return accepted(request).mediaType(['application/json', 'text/html']) === 'text/html';
-}
-
-/** A client that names a JSON type it accepts (`application/json`, `application/problem+json`). */
-function wantsJson(request: HttpRequest): boolean {
-  return accepted(request)
-    .mediaTypes()
-    .map((type) => type.toLowerCase())
-    .some((type) => type === 'application/json' || type.endsWith('+json'));
-}
-
-function accepted(request: HttpRequest): Negotiator {
-  // Negotiator reads only the headers, and only `accept` here: nothing else of the request reaches it.
-  const accept = header(request, 'accept');
-  // Stryker disable next-line StringLiteral: any value no media range matches is read as this one, which accepts nothing.
-  return new Negotiator({ headers: { accept: accept ?? '' } });
 }

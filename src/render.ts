@@ -1,6 +1,6 @@
 /** How an OAuthError looks on the wire, for both adapters' error handlers. */
 import { isOAuthError } from './errors.js';
-import { type HttpRequest, isBrowser } from './flow.js';
+import { type HttpRequest, isBrowser } from './http.js';
 
 export interface ErrorResponse {
   status: number;
