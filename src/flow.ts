@@ -3,12 +3,12 @@
  * Adapters translate their framework's request into an `HttpRequest` and apply the result.
  */
 
-import { LRUCache } from 'lru-cache';
 import * as client from 'openid-client';
 import { header, type HttpRequest, isBrowser, type RouteResult, wantsJson } from './http.js';
 import { type OAuthConfig, resolveConfig, safeReturnTo, type VisibleConfig, visibleConfig } from './config.js';
 import { isOAuthError, OAuthError } from './errors.js';
 import type { LoginChecks, ProviderClient, ProviderDefinition, ProviderTokens } from './providers/types.js';
+import { LoginTransactions } from './login-transactions.js';
 import { ProviderSeam } from './provider-seam.js';
 import { guard, RequestSession } from './request-session.js';
 import { RequestCookies as Cookies, type RequestCookies, type ResponseCookies, Sealer, type SealStats } from './session.js';
@@ -100,34 +100,12 @@ export interface OAuth {
   guard(context: OAuthContext, provider: string, request: HttpRequest): Promise<RouteResult | undefined>;
 }
 
-/** The login transaction, sealed in its own cookie, one per `state`. */
-interface Transaction {
-  provider: string;
-  state: string;
-  codeVerifier?: string | undefined;
-  nonce?: string | undefined;
-  returnTo: string;
-  /** Epoch ms: picks the newest login when a provider does not echo `state`. */
-  createdAt: number;
-}
-
-const TRANSACTION_TTL_SECONDS = 600;
 // A refresh lock taken from a store that cannot extend it outlives the slowest refresh under it:
 // the provider's timeout (10 s by default) plus a few store commands (2 s each at most) and the
 // retried write of the result. A store that can extend it holds it as a short lease instead,
 // renewed while the refresh runs (see `lockedRefresh`).
 const REFRESH_LOCK_MARGIN_MS = 12_000;
 const STORE_WRITE_ATTEMPTS = 3;
-const TRANSACTION_COOKIE = 'oauth_tx.';
-const STATELESS_WINDOW_MS = 2 * 60 * 1000;
-// Logins of one provider in flight in one browser: each costs ~600 bytes of Cookie header, and
-// Node refuses a header over 16 KB, so they must not pile up. Each login takes one of this many
-// cookie names (slots): even logins started all at once, which cannot see each other's cookies,
-// leave no more cookies than that (the later of two in one slot wins).
-const LOGIN_SLOTS = 5;
-const SLOT_NAMES: readonly string[] = Array.from({ length: LOGIN_SLOTS }, (_, slot) => String(slot));
-// randomState() gives 43 base64url characters; anything else in a callback is not ours.
-const STATE_FORMAT = /^[A-Za-z0-9_-]{16,128}$/;
 
 /**
  * Creates the core from a configuration, validating it first.
@@ -137,26 +115,12 @@ export function createOAuth(input: OAuthConfig): OAuth {
   const config = resolveConfig(input);
   const sealer = new Sealer(config.secret);
   const refreshes = new RefreshCoordinator();
-  // States already used in this process: a replayed callback is refused even with its cookie.
-  const spentStates = new LRUCache<string, true>({ max: 10_000, ttl: TRANSACTION_TTL_SECONDS * 1000 });
   const hooks = config.hooks;
   const providers = new ProviderSeam(config.providers, hooks);
+  const transactions = new LoginTransactions(config, sealer, providers);
 
   function redirectUri(name: string): string {
     return `${config.baseUrl}${config.prefix}/${name}/callback`;
-  }
-
-  // __Secure-: over https, a cookie no plain-http page (or network attacker) can set.
-  const transactionPrefix = (config.secureCookies ? '__Secure-' : '') + TRANSACTION_COOKIE;
-
-  function transactionCookie(slot: string) {
-    return transactionPrefix + slot;
-  }
-
-  function transactionAttributes(name: string) {
-    // Scoped to this provider's routes: the callback reads them, the login route prunes them.
-    const path = new URL(`${config.baseUrl}${config.prefix}/${name}/`).pathname;
-    return { path, maxAge: TRANSACTION_TTL_SECONDS, secure: config.secureCookies };
   }
 
   async function start(name: string, query: URLSearchParams, cookies: RequestCookies): Promise<RouteResult> {
@@ -167,90 +131,9 @@ export function createOAuth(input: OAuthConfig): OAuth {
       codeVerifier: provider.pkce ? client.randomPKCECodeVerifier() : undefined,
       nonce: provider.nonce ? client.randomNonce() : undefined,
     };
-    const transaction: Transaction = {
-      provider: name,
-      ...checks,
-      returnTo: safeReturnTo(query.get('returnTo')) ?? config.afterLogin,
-      createdAt: Date.now(),
-    };
-    const sealed = await sealer.seal(transaction, TRANSACTION_TTL_SECONDS, { cache: false });
-    cookies.set(await freeSlot(cookies), sealed, transactionAttributes(name));
+    await transactions.open(name, checks, safeReturnTo(query.get('returnTo')) ?? config.afterLogin, cookies);
     const challenge = checks.codeVerifier ? await client.calculatePKCECodeChallenge(checks.codeVerifier) : undefined;
     return { status: 302, location: ready.authorizationUrl(redirectUri(name), checks, challenge).href };
-  }
-
-  /**
-   * A code with no `state` to a browser with no login of this provider in flight: a flow started at
-   * the provider (an install from its marketplace), bound to nothing in this browser.
-   */
-  function startedAtProvider(query: URLSearchParams, cookies: RequestCookies): boolean {
-    if (query.has('state') || query.has('error') || !query.has('code')) return false;
-    return !cookies.names().some((n) => n.startsWith(transactionPrefix));
-  }
-
-  /** The cookie name for one more login: a free slot (any), else the one of the oldest (or unreadable) login. */
-  async function freeSlot(cookies: RequestCookies): Promise<string> {
-    const taken = new Set(cookies.names());
-    const free = SLOT_NAMES.map(transactionCookie).filter((cookieName) => !taken.has(cookieName));
-    // At random among the free ones: logins started in two tabs at once then rarely share a slot.
-    if (free.length > 0) return free[Math.floor(Math.random() * free.length)] as string;
-    // None free: all five slots hold a login, so there is an oldest (an unreadable one counts as
-    // oldest; of equally old ones, the first slot's).
-    const age = (login: { transaction: Transaction | undefined }) => login.transaction?.createdAt ?? 0;
-    const pending = await pendingTransactions(cookies);
-    return pending.reduce((oldest, login) => (age(login) < age(oldest) ? login : oldest)).cookieName;
-  }
-
-  /** The logins in flight in this browser, read from their slots (other names are not ours). */
-  async function pendingTransactions(cookies: RequestCookies) {
-    const pending: Array<{ cookieName: string; transaction: Transaction | undefined }> = [];
-    for (const cookieName of SLOT_NAMES.map(transactionCookie)) {
-      const sealed = cookies.get(cookieName);
-      if (sealed !== undefined)
-        pending.push({ cookieName, transaction: await sealer.unseal<Transaction>(sealed, { cache: false }) });
-    }
-    return pending;
-  }
-
-  async function readTransaction(name: string, query: URLSearchParams, cookies: RequestCookies): Promise<Transaction> {
-    const mismatch = () =>
-      new OAuthError('state_mismatch', 'This login is unknown, expired or already used. Please start again.', { provider: name });
-    const states = query.getAll('state');
-    const state = states[0];
-    let found: { cookieName: string; transaction: Transaction } | undefined;
-    if (states.length === 0 && providers.definition(name).withoutState === 'newest-login')
-      found = await newestTransaction(name, cookies);
-    else if (states.length === 1 && state !== undefined && STATE_FORMAT.test(state)) {
-      found = (await pendingTransactions(cookies)).find(
-        (pending): pending is { cookieName: string; transaction: Transaction } => pending.transaction?.state === state,
-      );
-    }
-    if (!found) throw mismatch();
-    // Single use: the transaction cookie goes whatever happens next.
-    cookies.set(found.cookieName, undefined, transactionAttributes(name));
-    const { transaction } = found;
-    if (transaction.provider !== name) throw mismatch();
-    if (spentStates.has(transaction.state)) throw mismatch();
-    spentStates.set(transaction.state, true);
-    return transaction;
-  }
-
-  /**
-   * For a provider that may not echo `state`: the newest of this provider's transactions. Their
-   * cookies are scoped to this provider's routes, so the browser sends only these. Only a
-   * login started in the last two minutes qualifies: without `state` (and such providers take no
-   * PKCE either) nothing else binds the code to this browser, so the window for a forged callback
-   * (login CSRF) is kept short.
-   */
-  async function newestTransaction(name: string, cookies: RequestCookies) {
-    let newest: { cookieName: string; transaction: Transaction } | undefined;
-    for (const { cookieName, transaction } of await pendingTransactions(cookies)) {
-      if (transaction?.provider !== name) continue;
-      if (transaction.createdAt < Date.now() - STATELESS_WINDOW_MS) continue;
-      // Stryker disable next-line EqualityOperator: `>=` differs only for two logins in one millisecond, where either is as valid
-      if (!newest || transaction.createdAt > newest.transaction.createdAt) newest = { cookieName, transaction };
-    }
-    return newest;
   }
 
   async function callback(
@@ -260,9 +143,9 @@ export function createOAuth(input: OAuthConfig): OAuth {
     cookies: RequestCookies,
   ): Promise<RouteResult> {
     const provider = providers.withBrowserLogin(name);
-    if (provider.withoutState === 'restart' && startedAtProvider(query, cookies))
+    if (provider.withoutState === 'restart' && transactions.startedAtProvider(query, cookies))
       return { status: 302, location: loginPath(name) };
-    const transaction = await readTransaction(name, query, cookies);
+    const transaction = await transactions.take(name, query, cookies);
     const ready = await providers.connect(name);
     checkCallbackParameters(name, query, ready, provider);
 
