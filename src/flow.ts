@@ -10,9 +10,10 @@ import { isOAuthError, OAuthError } from './errors.js';
 import type { LoginChecks, ProviderClient, ProviderDefinition, ProviderTokens } from './providers/types.js';
 import { LoginTransactions } from './login-transactions.js';
 import { ProviderSeam } from './provider-seam.js';
-import { guard, RequestSession } from './request-session.js';
+import { Refresher } from './refresher.js';
+import { RequestSession } from './request-session.js';
 import { RequestCookies as Cookies, type RequestCookies, type ResponseCookies, Sealer, type SealStats } from './session.js';
-import type { ServerTokenStore, StoredTokens } from './stores/types.js';
+import type { StoredTokens } from './stores/types.js';
 import {
   type ImportedTokens,
   importedTokens,
@@ -100,13 +101,6 @@ export interface OAuth {
   guard(context: OAuthContext, provider: string, request: HttpRequest): Promise<RouteResult | undefined>;
 }
 
-// A refresh lock taken from a store that cannot extend it outlives the slowest refresh under it:
-// the provider's timeout (10 s by default) plus a few store commands (2 s each at most) and the
-// retried write of the result. A store that can extend it holds it as a short lease instead,
-// renewed while the refresh runs (see `lockedRefresh`).
-const REFRESH_LOCK_MARGIN_MS = 12_000;
-const STORE_WRITE_ATTEMPTS = 3;
-
 /**
  * Creates the core from a configuration, validating it first.
  * Throws `OAuthError` `config_invalid` naming the field at fault.
@@ -118,6 +112,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
   const hooks = config.hooks;
   const providers = new ProviderSeam(config.providers, hooks);
   const transactions = new LoginTransactions(config, sealer, providers);
+  const refresher = new Refresher(config, providers, refreshes);
 
   function redirectUri(name: string): string {
     return `${config.baseUrl}${config.prefix}/${name}/callback`;
@@ -190,178 +185,6 @@ export function createOAuth(input: OAuthConfig): OAuth {
     return { status: 302, location: safeReturnTo(query.get('returnTo') ?? bodyReturnTo) ?? config.afterLogin };
   }
 
-  // Refreshed tokens a server store already holds, and under which key (written under the lock).
-  const persistedUnder = new WeakMap<StoredTokens, string>();
-
-  /** Refreshes once per refresh token in this process, and once per session across processes when the store can lock. */
-  async function refresh(
-    name: string,
-    tokens: StoredTokens,
-    refreshToken: string,
-    session: RequestSession,
-  ): Promise<StoredTokens> {
-    return refreshes.refresh(name, refreshToken, async () => {
-      const store = config.store;
-      const key = await session.sharedKey(name);
-      if (store.kind === 'server' && store.lock && key !== undefined) {
-        await providers.connect(name); // discovery before the lock: the lock's lifetime is for the refresh alone
-        return lockedRefresh(name, tokens, refreshToken, session, key, store.lock.bind(store));
-      }
-      return providerRefresh(name, tokens, refreshToken, session);
-    });
-  }
-
-  async function providerRefresh(name: string, tokens: StoredTokens, refreshToken: string, session: RequestSession) {
-    const ready = await providers.connect(name);
-    try {
-      const fresh = toStored(await ready.refresh(refreshToken), tokens);
-      hooks.onRefresh({ provider: name });
-      return fresh;
-    } catch (err) {
-      const error = providers.error(err, name, [refreshToken, tokens.accessToken]);
-      if (error.error !== 'invalid_grant') throw error;
-      // A sibling (another instance) may have spent this refresh token first: its result stands.
-      const stored = await session.readShared(name);
-      if (stored && replaced(stored, tokens)) return fromStore(stored, await session.sharedKey(name));
-      // Else the provider may mint new tokens for the grant (Cal.com's force-refresh, when allowed).
-      if (!ready.recover) throw error;
-      try {
-        const recovered = toStored(await ready.recover(tokens.extras), tokens);
-        hooks.onRefresh({ provider: name });
-        return recovered;
-      } catch (recoveryError) {
-        hooks.onError(providers.error(recoveryError, name, [refreshToken, tokens.accessToken]));
-        throw error;
-      }
-    }
-  }
-
-  /**
-   * Across processes: the lock's winner refreshes and writes; the others wait (bounded) and read its
-   * result. A lock nobody renews outlives the slowest refresh under it (the provider's timeout,
-   * store commands, the retried write). One its holder can renew (stores with `extend`) is cut down
-   * at once to a lease of half the provider's timeout (1 s at least) and renewed every third of it
-   * while the holder works: a refresh slower than the lease keeps its lock, and a crashed holder's
-   * lock frees after one lease. The holder's write is fenced on the value it read under the lock
-   * (see `writeRefreshed`).
-   */
-  async function lockedRefresh(
-    name: string,
-    tokens: StoredTokens,
-    refreshToken: string,
-    session: RequestSession,
-    key: string,
-    lock: NonNullable<ServerTokenStore['lock']>,
-  ): Promise<StoredTokens> {
-    const timeoutMs = providers.definition(name).timeoutSeconds * 1000;
-    const lockTtl = timeoutMs + REFRESH_LOCK_MARGIN_MS;
-    const lease = Math.max(1000, timeoutMs / 2);
-    // Waiters outlast the slowest live holder, and a crashed one: its lock expires, and one of them takes over.
-    const deadline = Date.now() + lockTtl + 5000;
-    // The caller names the provider (forProvider), as for every error of a refresh.
-    const ended = () =>
-      new OAuthError(
-        'provider_error',
-        // Stryker disable next-line StringLiteral: never shown: renew() answers reauth_required, with its own message
-        'The login ended while waiting for its refresh.',
-        { error: 'invalid_grant' },
-      );
-    for (let attempt = 0; ; attempt++) {
-      const held = await guard(() => lock(`refresh:${name}:${key}`, lockTtl));
-      if (held) {
-        // Cut down to the lease while the refresh starts, then renewed until the work ends, the
-        // lock is lost, or waiters would have given up (a hung holder must not keep it forever).
-        // A failed renewal is tried again: the lease may still hold.
-        let renewal: NodeJS.Timeout | undefined;
-        let working = true;
-        const renew = (delayMs: number) => {
-          renewal = setTimeout(async () => {
-            const kept = await held.extend?.(lease).catch(() => true);
-            if (working && kept === true && Date.now() < deadline) renew(lease / 3);
-          }, delayMs);
-          renewal.unref();
-        };
-        // Stryker disable next-line ConditionalExpression: without `extend`, a renewal calls nothing and stops
-        if (held.extend) renew(0);
-        let storeAnswers = false;
-        try {
-          const read = await session.readSharedEntry(name);
-          storeAnswers = true;
-          const stored = read?.tokens;
-          if (!read || !stored) throw ended(); // logged out meanwhile (another instance): never bring it back
-          if (replaced(stored, tokens)) return fromStore(stored, key);
-          // Never `stored` itself: the provider's new tokens, or a sibling's found after an
-          // invalid_grant (which replaced these; the fence on `read.sealed` leaves them as they are).
-          const fresh = await providerRefresh(name, tokens, refreshToken, session);
-          storeAnswers = await writeRefreshed(session, key, name, fresh, read.sealed);
-          return fresh;
-        } finally {
-          working = false;
-          clearTimeout(renewal);
-          // Not waited for once the store failed: the lock expires by itself, and the request answers now.
-          const released = held.release().catch((err: unknown) => hooks.onError(err));
-          if (storeAnswers) await released;
-        }
-      }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(250, 10 * 2 ** attempt) * (0.5 + Math.random())));
-      const stored = await session.readShared(name);
-      if (!stored) throw ended();
-      // Stryker disable next-line ConditionalExpression: without this early read a waiter takes the lock once the holder lets go, and finds the same tokens under it
-      if (replaced(stored, tokens)) return fromStore(stored, key);
-      if (Date.now() > deadline) {
-        throw new OAuthError('provider_unavailable', 'Another instance is still refreshing this token.');
-      }
-    }
-  }
-
-  /**
-   * Tokens read back from a server store are already there: the request that uses them must not
-   * write them again (a late write, outside the lock, could put back a refresh token spent since).
-   */
-  function fromStore(stored: StoredTokens, key: string | undefined): StoredTokens {
-    if (key !== undefined) persistedUnder.set(stored, key);
-    return stored;
-  }
-
-  /**
-   * The lock holder's write of the refreshed tokens, fenced on `expected` (the sealed value it read
-   * under the lock) where the store can compare (`putIf`): what anyone wrote meanwhile is never
-   * overwritten with these. That is a sibling that took over the lock once this holder lost it
-   * (its renewals failed) and wrote first, or a logout, or a new login. The tokens are then still
-   * handed to this request (the provider has spent the refresh token they replace) but not written:
-   * the store keeps the newer value (or its absence, after a logout), which is what every instance,
-   * this one included, reads from then on. When nothing was written meanwhile, the write goes ahead
-   * even with the lock lost: these are the provider's newest tokens, and a sibling refreshing with
-   * the spent refresh token finds them after its `invalid_grant`.
-   *
-   * Retried while failures are quick (the provider has spent the old refresh token, so a lost write
-   * is a lost login), but not after a store that did not answer in time: each wait holds up the
-   * request. If the store stays down, the tokens are still handed out (this process remembers them)
-   * and written again by the request, fenced on the same value. Resolves whether the store answered.
-   */
-  async function writeRefreshed(
-    session: RequestSession,
-    key: string,
-    name: string,
-    fresh: StoredTokens,
-    expected: string,
-  ): Promise<boolean> {
-    const started = Date.now();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await session.writeShared(key, name, fresh, expected);
-        persistedUnder.set(fresh, key); // written, or superseded by newer: either way never written by the request
-        return true;
-      } catch (err) {
-        if (attempt >= STORE_WRITE_ATTEMPTS || Date.now() - started >= 1000) {
-          hooks.onError(err);
-          return false;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
-      }
-    }
-  }
-
   function context(request: HttpRequest, response: ResponseCookies): OAuthContext {
     return contextFor(requestSession(request, response));
   }
@@ -404,7 +227,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     /** Hands out `tokens`, writing them to the session first when they are newer than what it holds. */
     async function use(name: string, saved: StoredTokens, tokens: StoredTokens): Promise<TokenSet> {
       if (tokens !== saved) {
-        const key = persistedUnder.get(tokens);
+        const key = refresher.persistedKey(tokens);
         await session.put(name, tokens, { persisted: key !== undefined && key === (await session.sharedKey(name)) });
       }
       return toTokenSet(tokens);
@@ -414,7 +237,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
     async function renew(name: string, saved: StoredTokens, tokens: StoredTokens, refreshToken: string): Promise<TokenSet> {
       let fresh: StoredTokens;
       try {
-        fresh = await refresh(name, tokens, refreshToken, session);
+        fresh = await refresher.refresh(name, tokens, refreshToken, session);
       } catch (err) {
         const error = providers.error(err, name);
         if (error.code === 'provider_error' && error.error === 'invalid_grant') {
@@ -632,11 +455,6 @@ function matchRoute(
 function subjectKey(value: unknown): string | undefined {
   if (Number.isFinite(value)) return String(value); // a finite number: Number.isFinite does not coerce
   return typeof value === 'string' && value !== '' ? value : undefined;
-}
-
-/** Whether `stored` came from a refresh of `tokens` (non-rotating providers keep the refresh token, not the access token). */
-function replaced(stored: StoredTokens, tokens: StoredTokens): boolean {
-  return stored.accessToken !== tokens.accessToken || stored.refreshToken !== tokens.refreshToken;
 }
 
 /** Whether a request body can be sent a second time (a stream can be read only once). */
