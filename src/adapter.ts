@@ -21,7 +21,8 @@
  * import { type HttpRequest, renderError } from 'oauth-middleware/adapter';
  * ```
  */
-export { createOAuth, type OAuth, type OAuthContext } from './flow.js';
+export { createOAuth, type OAuth } from './flow.js';
+export type { OAuthContext } from './request-tokens.js';
 export { type HttpRequest, isBrowser, type RouteResult } from './http.js';
 export type { OAuthConfig } from './config.js';
 export { OAuthError } from './errors.js';

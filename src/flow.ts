@@ -4,65 +4,20 @@
  */
 
 import * as client from 'openid-client';
-import { header, type HttpRequest, isBrowser, type RouteResult, wantsJson } from './http.js';
 import { type OAuthConfig, resolveConfig, safeReturnTo, type VisibleConfig, visibleConfig } from './config.js';
 import { isOAuthError, OAuthError } from './errors.js';
-import type { LoginChecks, ProviderClient, ProviderDefinition, ProviderTokens } from './providers/types.js';
+import { header, type HttpRequest, isBrowser, type RouteResult, wantsJson } from './http.js';
 import { LoginTransactions } from './login-transactions.js';
 import { ProviderSeam } from './provider-seam.js';
+import type { LoginChecks, ProviderClient, ProviderDefinition } from './providers/types.js';
 import { Refresher } from './refresher.js';
 import { RequestSession } from './request-session.js';
+import { type OAuthContext, RequestTokens, type TokenParts } from './request-tokens.js';
 import { RequestCookies as Cookies, type RequestCookies, type ResponseCookies, Sealer, type SealStats } from './session.js';
 import type { StoredTokens } from './stores/types.js';
-import {
-  type ImportedTokens,
-  importedTokens,
-  isCooldown,
-  isDue,
-  isExpired,
-  RefreshCoordinator,
-  type TokenSet,
-  toStored,
-  toTokenSet,
-} from './tokens.js';
+import { RefreshCoordinator, toStored } from './tokens.js';
 
-/**
- * The per-request API: `req.oauth` in Express, `ctx.oauth` in Koa.
- *
- * @example
- * ```ts
- * const { accessToken } = await req.oauth.getToken('google');
- * ```
- */
-export interface OAuthContext {
-  /** A valid access token, refreshed first when due. Throws `OAuthError` (`not_connected`, `reauth_required`, ...). */
-  getToken(provider: string): Promise<TokenSet>;
-  /** Whether tokens are stored for this provider (does not refresh). */
-  isConnected(provider: string): Promise<boolean>;
-  /** The configured providers that tokens are stored for. */
-  connections(): Promise<string[]>;
-  /** Revokes at the provider where it can (RFC 7009), then deletes the tokens. */
-  logout(provider: string): Promise<void>;
-  /**
-   * `fetch` with the provider's access token attached. When the API answers that the token expired
-   * (401; Cal.com also 498), refreshes once and retries once, unless the body was a stream that
-   * cannot be sent twice.
-   */
-  fetch(provider: string, input: string | URL, init?: RequestInit): Promise<Response>;
-  /**
-   * Keeps tokens the app obtained without a browser login, as a login would (then `getToken`
-   * refreshes them when due, exactly once): tokens minted server-side (Cal.com's platform managed
-   * users), or migrated from another library. Throws `config_invalid` for malformed fields,
-   * `invalid_response` for a provider answer that holds no token.
-   *
-   * @example
-   * ```ts
-   * const created = await (await fetch(`https://api.cal.com/v2/oauth-clients/${clientId}/users`, { ... })).json();
-   * await oauth.tokens(userId).importTokens('cal', { answer: created, extras: { userId: created.data.user.id } });
-   * ```
-   */
-  importTokens(provider: string, tokens: ImportedTokens): Promise<void>;
-}
+export type { OAuthContext } from './request-tokens.js';
 
 /**
  * The framework-neutral core. Adapters call `handle` for every request and give `context` to the app.
@@ -113,6 +68,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
   const providers = new ProviderSeam(config.providers, hooks);
   const transactions = new LoginTransactions(config, sealer, providers);
   const refresher = new Refresher(config, providers, refreshes);
+  const parts: TokenParts = { config, providers, refresher, coordinator: refreshes };
 
   function redirectUri(name: string): string {
     return `${config.baseUrl}${config.prefix}/${name}/callback`;
@@ -186,7 +142,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
   }
 
   function context(request: HttpRequest, response: ResponseCookies): OAuthContext {
-    return contextFor(requestSession(request, response));
+    return new RequestTokens(parts, requestSession(request, response));
   }
 
   function requestSession(request: HttpRequest, response: ResponseCookies): RequestSession {
@@ -206,138 +162,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       });
     }
     if (typeof subject !== 'string' || subject === '') throw new OAuthError('not_connected', 'No such user.');
-    return contextFor(new RequestSession(config, sealer, { subject: async () => subject }));
-  }
-
-  function contextFor(session: RequestSession): OAuthContext {
-    async function stored(name: string): Promise<StoredTokens | undefined> {
-      providers.definition(name);
-      const record = await session.load();
-      return Object.hasOwn(record, name) ? record[name] : undefined;
-    }
-
-    async function current(name: string): Promise<{ saved: StoredTokens; tokens: StoredTokens }> {
-      const saved = await stored(name);
-      const tokens = saved && refreshes.latest(name, saved);
-      if (saved && !tokens) await session.remove(name); // logged out elsewhere: a stale copy
-      if (!saved || !tokens) throw new OAuthError('not_connected', 'Not connected to this provider.', { provider: name });
-      return { saved, tokens };
-    }
-
-    /** Hands out `tokens`, writing them to the session first when they are newer than what it holds. */
-    async function use(name: string, saved: StoredTokens, tokens: StoredTokens): Promise<TokenSet> {
-      if (tokens !== saved) {
-        const key = refresher.persistedKey(tokens);
-        await session.put(name, tokens, { persisted: key !== undefined && key === (await session.sharedKey(name)) });
-      }
-      return toTokenSet(tokens);
-    }
-
-    /** Refreshes and stores; a dead grant forgets the tokens, provider trouble keeps them. */
-    async function renew(name: string, saved: StoredTokens, tokens: StoredTokens, refreshToken: string): Promise<TokenSet> {
-      let fresh: StoredTokens;
-      try {
-        fresh = await refresher.refresh(name, tokens, refreshToken, session);
-      } catch (err) {
-        const error = providers.error(err, name);
-        if (error.code === 'provider_error' && error.error === 'invalid_grant') {
-          // A cookie-store session cannot learn of a sibling instance's refresh: the browser may be
-          // receiving that instance's new cookie right now, so this response must not delete it.
-          // The grant ends in this process; its next request here clears the cookie.
-          if (config.store.kind === 'cookie') refreshes.end(name, saved, tokens);
-          else await session.removeRefused(name, saved, tokens);
-          throw new OAuthError('reauth_required', 'The provider no longer accepts this login. Please sign in again.', {
-            provider: name,
-            error: error.error,
-            errorDescription: error.errorDescription,
-          });
-        }
-        // Provider trouble: keep the tokens, and hand out the old access token while it still works.
-        if ((error.code === 'provider_unavailable' || error.code === 'invalid_response') && !isExpired(tokens)) {
-          if (!isCooldown(err)) hooks.onError(error); // a cooldown's failure was reported when it happened
-          return use(name, saved, tokens);
-        }
-        throw error;
-      }
-      return use(name, saved, fresh);
-    }
-
-    async function getToken(name: string): Promise<TokenSet> {
-      const { saved, tokens } = await current(name);
-      if (!isDue(tokens, config.refreshSkewSeconds)) return use(name, saved, tokens);
-      // Response already streaming: a refresh now would spend a refresh token whose successor
-      // could not be stored. The current token does while it lasts.
-      if (!session.canPersist() && !isExpired(tokens)) return toTokenSet(tokens);
-      if (tokens.refreshToken) return renew(name, saved, tokens, tokens.refreshToken);
-      if (!isExpired(tokens)) return use(name, saved, tokens);
-      await session.remove(name);
-      throw new OAuthError('reauth_required', 'The access token expired and cannot be refreshed.', { provider: name });
-    }
-
-    /** After the API refused `rejected`: a newer token if another request already got one, else a refresh; undefined when none can be had. */
-    async function replace(name: string, rejected: string): Promise<TokenSet | undefined> {
-      const { saved, tokens } = await current(name);
-      if (tokens.accessToken !== rejected) return use(name, saved, tokens);
-      // As in getToken: no refresh once its successor could no longer be stored.
-      if (!tokens.refreshToken || !session.canPersist()) return undefined;
-      return renew(name, saved, tokens, tokens.refreshToken);
-    }
-
-    async function importTokens(name: string, imported: ImportedTokens): Promise<void> {
-      providers.definition(name);
-      let read: ProviderTokens;
-      try {
-        read = 'answer' in imported ? (await providers.connect(name)).readTokens(imported.answer) : importedTokens(imported);
-      } catch (err) {
-        throw providers.error(err, name);
-      }
-      const tokens = toStored({ ...read, extras: { ...read.extras, ...imported.extras } });
-      await session.renew(name); // as at a login: a new session, never one a visitor could have planted
-      refreshes.revive(name, tokens);
-      await session.put(name, tokens);
-      hooks.onLogin({ provider: name, claims: undefined });
-    }
-
-    return {
-      getToken,
-      importTokens,
-
-      async isConnected(name) {
-        return (await stored(name)) !== undefined;
-      },
-
-      async connections() {
-        const record = await session.load();
-        // Stryker disable next-line MethodExpression: the session reads configured providers only; kept for a store that answers more than asked.
-        return Object.keys(record).filter((name) => Object.hasOwn(config.providers, name));
-      },
-
-      async logout(name) {
-        const saved = await stored(name);
-        if (!saved) return;
-        const tokens = refreshes.latest(name, saved) ?? saved;
-        refreshes.end(name, saved, tokens);
-        await providers.revoke(name, tokens);
-        await session.remove(name);
-        hooks.onLogout({ provider: name });
-      },
-
-      async fetch(name, input, init = {}) {
-        const { expiredStatuses } = providers.definition(name);
-        const send = (token: TokenSet) => {
-          const headers = new Headers(init.headers);
-          headers.set('authorization', `${token.tokenType} ${token.accessToken}`);
-          return fetch(input, { ...init, headers });
-        };
-        const token = await getToken(name);
-        const response = await send(token);
-        if (!expiredStatuses.includes(response.status) || !replayable(init.body)) return response;
-        const fresh = await replace(name, token.accessToken);
-        if (!fresh || fresh.accessToken === token.accessToken) return response;
-        await response.body?.cancel();
-        return send(fresh);
-      },
-    };
+    return new RequestTokens(parts, new RequestSession(config, sealer, { subject: async () => subject }));
   }
 
   async function handle(request: HttpRequest, response: ResponseCookies): Promise<RouteResult | undefined> {
@@ -352,7 +177,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
         case 'callback':
           return await callback(route.provider, route.query, session, cookies);
         case 'logout':
-          return await logout(route.provider, request, route.query, contextFor(session));
+          return await logout(route.provider, request, route.query, new RequestTokens(parts, session));
       }
     } catch (err) {
       if (isOAuthError(err)) hooks.onError(err);
@@ -455,18 +280,4 @@ function matchRoute(
 function subjectKey(value: unknown): string | undefined {
   if (Number.isFinite(value)) return String(value); // a finite number: Number.isFinite does not coerce
   return typeof value === 'string' && value !== '' ? value : undefined;
-}
-
-/** Whether a request body can be sent a second time (a stream can be read only once). */
-function replayable(body: RequestInit['body']): boolean {
-  return (
-    body === undefined ||
-    body === null ||
-    typeof body === 'string' ||
-    body instanceof URLSearchParams ||
-    body instanceof Blob ||
-    body instanceof FormData ||
-    body instanceof ArrayBuffer ||
-    ArrayBuffer.isView(body)
-  );
 }

@@ -1,6 +1,7 @@
 export type { OAuthConfig, OAuthHooks, VisibleConfig } from './config.js';
 export { isOAuthError, OAuthError, type OAuthErrorCode } from './errors.js';
-export { createOAuth, type OAuth, type OAuthContext } from './flow.js';
+export { createOAuth, type OAuth } from './flow.js';
+export type { OAuthContext } from './request-tokens.js';
 export type { ProviderDefinition } from './providers/types.js';
 export { cookieStore } from './stores/cookie.js';
 export { memoryStore } from './stores/memory.js';
