@@ -7,10 +7,10 @@
  *    body when there is one, and the framework's own request as `native`);
  * 2. gives the core a `ResponseCookies` over its response (read and replace `Set-Cookie`, and say
  *    when the head is already sent);
- * 3. per request, calls `oauth.handle(request, cookies)`: a `RouteResult` (status, `location`,
- *    `json`) is a login route's answer to send; undefined lets the request through, after setting
- *    the framework's `req.oauth` to `oauth.context(request, cookies)`;
- * 4. for `requireToken(provider)`, sends what `oauth.guard(context, provider, request)` answers, if
+ * 3. per request, calls `oauth.request(request, cookies)` once, sets the framework's `req.oauth` to
+ *    its `context` and keeps it on the request; its `route()` answers a `RouteResult` (status,
+ *    `location`, `json`) to send for a login route, undefined for any other request;
+ * 4. for `requireToken(provider)`, sends what the kept request's `guard(provider)` answers, if
  *    anything;
  * 5. renders thrown `OAuthError`s with `renderError(err, request)` (a page for browsers, JSON for
  *    any other client), leaving every other error to the app.
@@ -21,7 +21,7 @@
  * import { type HttpRequest, renderError } from 'oauth-middleware/adapter';
  * ```
  */
-export { createOAuth, type OAuth } from './flow.js';
+export { createOAuth, type OAuth, type OAuthRequest } from './flow.js';
 export type { OAuthContext } from './request-tokens.js';
 export { type HttpRequest, isBrowser, type RouteResult } from './http.js';
 export type { OAuthConfig } from './config.js';

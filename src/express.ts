@@ -8,6 +8,7 @@ import {
   type OAuth,
   type OAuthConfig,
   type OAuthContext,
+  type OAuthRequest,
   OAuthError,
   type ResponseCookies,
   type RouteResult,
@@ -23,8 +24,9 @@ declare global {
   }
 }
 
-const CORE = Symbol('oauth-middleware.core');
-type WithCore = Request & { [CORE]?: OAuth };
+// The request as the core saw it, for `requireToken` further down: translated once.
+const SCOPE = Symbol('oauth-middleware.request');
+type WithScope = Request & { [SCOPE]?: OAuthRequest };
 
 /**
  * Mounts the login routes (`{prefix}/:provider/login`, `/callback`, `/logout`) and sets `req.oauth`.
@@ -40,12 +42,11 @@ type WithCore = Request & { [CORE]?: OAuth };
 export function oauthMiddleware(config: OAuthConfig | OAuth): RequestHandler {
   const oauth = 'handle' in config ? config : createOAuth(config);
   return async function oauthMiddleware(req, res, next) {
-    const request = toHttpRequest(req);
-    const cookies = responseCookies(res);
-    req.oauth = oauth.context(request, cookies);
-    (req as WithCore)[CORE] = oauth;
+    const scope = oauth.request(toHttpRequest(req), responseCookies(res));
+    req.oauth = scope.context;
+    (req as WithScope)[SCOPE] = scope;
     try {
-      const result = await oauth.handle(request, cookies);
+      const result = await scope.route();
       if (result) send(res, result);
       else next();
     } catch (err) {
@@ -65,13 +66,13 @@ export function oauthMiddleware(config: OAuthConfig | OAuth): RequestHandler {
  */
 export function requireToken(provider: string): RequestHandler {
   return async function requireToken(req, res, next) {
-    const oauth = (req as WithCore)[CORE];
-    if (!oauth) {
+    const scope = (req as WithScope)[SCOPE];
+    if (!scope) {
       next(new OAuthError('config_invalid', 'requireToken() needs oauthMiddleware() mounted before it.'));
       return;
     }
     try {
-      const result = await oauth.guard(req.oauth, provider, toHttpRequest(req));
+      const result = await scope.guard(provider);
       if (result) send(res, result);
       else next();
     } catch (err) {

@@ -1,6 +1,7 @@
 /**
- * The state machine: start (login), callback, refresh and revoke, on plain request objects.
- * Adapters translate their framework's request into an `HttpRequest` and apply the result.
+ * The core's wiring: `createOAuth` builds its parts (the provider seam, logins in flight, refresh
+ * coordination, the login routes) once, and one `OAuthRequest` per request over them. Adapters
+ * translate their framework's request into an `HttpRequest` and apply the results.
  */
 
 import { type OAuthConfig, resolveConfig, type VisibleConfig, visibleConfig } from './config.js';
@@ -18,7 +19,25 @@ import { RefreshCoordinator } from './tokens.js';
 export type { OAuthContext } from './request-tokens.js';
 
 /**
- * The framework-neutral core. Adapters call `handle` for every request and give `context` to the app.
+ * One request, translated once: its login route, `req.oauth` and `requireToken` share one session
+ * (the Cookie header is parsed once, each store record read once).
+ */
+export interface OAuthRequest {
+  /** The per-request token API (`req.oauth`): nothing is read until one of its methods is called. */
+  readonly context: OAuthContext;
+  /** Serves this request when it is a login route (`/:provider/login`, `/callback`, `/logout`); undefined for any other. */
+  route(): Promise<RouteResult | undefined>;
+  /**
+   * What `requireToken(provider)` answers: undefined when a token can be had (refreshed if due);
+   * else a 302 to the login route for browsers, a 401 JSON body for any other client. Errors other
+   * than `not_connected` and `reauth_required` are thrown.
+   */
+  guard(provider: string): Promise<RouteResult | undefined>;
+}
+
+/**
+ * The framework-neutral core. Adapters call `request` once per request, send what its `route()`
+ * answers, and give its `context` to the app.
  *
  * @example
  * ```ts
@@ -30,9 +49,11 @@ export interface OAuth {
   readonly config: VisibleConfig;
   /** Seal and unseal counts of this process, for metrics and tests. */
   readonly stats: Readonly<SealStats>;
-  /** Serves `GET /:provider/login`, `GET /:provider/callback` and `POST /:provider/logout`; undefined for any other request. */
+  /** One request's view of the core: what adapters use. */
+  request(request: HttpRequest, response: ResponseCookies): OAuthRequest;
+  /** `request(request, response).route()`. */
   handle(request: HttpRequest, response: ResponseCookies): Promise<RouteResult | undefined>;
-  /** The per-request API. Nothing is read until one of its methods is called. */
+  /** `request(request, response).context`. */
   context(request: HttpRequest, response: ResponseCookies): OAuthContext;
   /**
    * The tokens of one app user, outside any request (jobs, queues), with the same refresh
@@ -69,8 +90,15 @@ export function createOAuth(input: OAuthConfig): OAuth {
   const parts: TokenParts = { config, providers, refresher, coordinator: refreshes };
   const routes = new LoginRoutes(config, providers, transactions, refreshes);
 
-  function context(request: HttpRequest, response: ResponseCookies): OAuthContext {
-    return new RequestTokens(parts, requestSession(request, new Cookies(header(request, 'cookie'), response)));
+  function request(httpRequest: HttpRequest, response: ResponseCookies): OAuthRequest {
+    const cookies = new Cookies(header(httpRequest, 'cookie'), response);
+    const session = requestSession(httpRequest, cookies);
+    const context = new RequestTokens(parts, session);
+    return {
+      context,
+      route: () => routes.handle(httpRequest, cookies, session, context),
+      guard: (provider) => routes.guard(context, provider, httpRequest),
+    };
   }
 
   function requestSession(request: HttpRequest, cookies: RequestCookies): RequestSession {
@@ -92,17 +120,12 @@ export function createOAuth(input: OAuthConfig): OAuth {
     return new RequestTokens(parts, new RequestSession(config, sealer, { subject: async () => subject }));
   }
 
-  async function handle(request: HttpRequest, response: ResponseCookies): Promise<RouteResult | undefined> {
-    const cookies = new Cookies(header(request, 'cookie'), response);
-    const session = requestSession(request, cookies);
-    return routes.handle(request, cookies, session, new RequestTokens(parts, session));
-  }
-
   return {
     config: visibleConfig(config),
     stats: sealer.stats,
-    handle,
-    context,
+    request,
+    handle: (httpRequest, response) => request(httpRequest, response).route(),
+    context: (httpRequest, response) => request(httpRequest, response).context,
     tokens,
     loginPath: (name, returnTo) => routes.loginPath(name, returnTo),
     guard: (context, name, request) => routes.guard(context, name, request),

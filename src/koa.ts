@@ -8,6 +8,7 @@ import {
   type OAuth,
   type OAuthConfig,
   type OAuthContext,
+  type OAuthRequest,
   OAuthError,
   type ResponseCookies,
   type RouteResult,
@@ -21,8 +22,9 @@ declare module 'koa' {
   }
 }
 
-const CORE = Symbol('oauth-middleware.core');
-type WithCore = Context & { [CORE]?: OAuth };
+// The request as the core saw it, for `requireToken` further down: translated once.
+const SCOPE = Symbol('oauth-middleware.request');
+type WithScope = Context & { [SCOPE]?: OAuthRequest };
 
 /**
  * Mounts the login routes (`{prefix}/:provider/login`, `/callback`, `/logout`) and sets `ctx.oauth`.
@@ -38,11 +40,10 @@ type WithCore = Context & { [CORE]?: OAuth };
 export function oauthMiddleware(config: OAuthConfig | OAuth): Middleware {
   const oauth = 'handle' in config ? config : createOAuth(config);
   return async function oauthMiddleware(ctx, next) {
-    const request = toHttpRequest(ctx);
-    const cookies = responseCookies(ctx);
-    ctx.oauth = oauth.context(request, cookies);
-    (ctx as WithCore)[CORE] = oauth;
-    const result = await oauth.handle(request, cookies);
+    const scope = oauth.request(toHttpRequest(ctx), responseCookies(ctx));
+    ctx.oauth = scope.context;
+    (ctx as WithScope)[SCOPE] = scope;
+    const result = await scope.route();
     if (result) send(ctx, result);
     else await next();
   };
@@ -59,9 +60,9 @@ export function oauthMiddleware(config: OAuthConfig | OAuth): Middleware {
  */
 export function requireToken(provider: string): Middleware {
   return async function requireToken(ctx, next) {
-    const oauth = (ctx as WithCore)[CORE];
-    if (!oauth) throw new OAuthError('config_invalid', 'requireToken() needs oauthMiddleware() mounted before it.');
-    const result = await oauth.guard(ctx.oauth, provider, toHttpRequest(ctx));
+    const scope = (ctx as WithScope)[SCOPE];
+    if (!scope) throw new OAuthError('config_invalid', 'requireToken() needs oauthMiddleware() mounted before it.');
+    const result = await scope.guard(provider);
     if (result) send(ctx, result);
     else await next();
   };

@@ -8,6 +8,7 @@ import {
   createOAuth,
   type HttpRequest,
   type OAuth,
+  type OAuthContext,
   type ResponseCookies,
   type RouteResult,
   renderError,
@@ -23,7 +24,7 @@ import {
 } from './support/authorization-server.js';
 
 /** The whole adapter: the request and its cookies translated, the core's answers sent. */
-function nodeHttpAdapter(oauth: OAuth, app: (context: ReturnType<OAuth['context']>, request: HttpRequest) => Promise<unknown>) {
+function nodeHttpAdapter(oauth: OAuth, app: (context: OAuthContext, request: HttpRequest) => Promise<unknown>) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const httpRequest: HttpRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, native: req };
     const cookies: ResponseCookies = {
@@ -39,13 +40,13 @@ function nodeHttpAdapter(oauth: OAuth, app: (context: ReturnType<OAuth['context'
       if (result.json === undefined) return void res.writeHead(result.status).end();
       res.writeHead(result.status, { 'content-type': 'application/json' }).end(JSON.stringify(result.json));
     };
+    const scope = oauth.request(httpRequest, cookies); // once: its route, its context and its guard share it
     try {
-      const routed = await oauth.handle(httpRequest, cookies);
+      const routed = await scope.route();
       if (routed) return send(routed);
-      const context = oauth.context(httpRequest, cookies);
-      const guarded = await oauth.guard(context, 'op', httpRequest);
+      const guarded = await scope.guard('op');
       if (guarded) return send(guarded);
-      send({ status: 200, json: await app(context, httpRequest) });
+      send({ status: 200, json: await app(scope.context, httpRequest) });
     } catch (err) {
       const rendered = renderError(err, httpRequest);
       if (!rendered) return void res.writeHead(500).end();
@@ -91,5 +92,31 @@ describe('an adapter written against oauth-middleware/adapter alone (node:http)'
     expect(forged.body).toMatchObject({ error: 'state_mismatch' });
     const page = await agent.get('/auth/op/callback?code=x&state=forged').set('accept', 'text/html').expect(400);
     expect(page.headers['content-type']).toMatch(/^text\/html/);
+  });
+
+  it('translates a request once: its route, its context and its guard read the Cookie header once', async () => {
+    const oauth = createOAuth({ baseUrl: BASE_URL, secret: 's'.repeat(32), providers: { op: testProvider(op) } });
+    let cookieReads = 0;
+    const headers = new Proxy<Record<string, string>>(
+      { accept: 'application/json', cookie: 'oauth_session=not-a-session; other=1' },
+      {
+        get(target, name: string) {
+          if (name === 'cookie') cookieReads++;
+          return target[name];
+        },
+      },
+    );
+    const written: string[][] = [];
+    const scope = oauth.request(
+      { method: 'GET', url: '/me', headers },
+      { getSetCookie: () => written.at(-1) ?? [], setSetCookie: (values) => void written.push(values), writable: () => true },
+    );
+    expect(await scope.route()).toBeUndefined();
+    expect(await scope.context.isConnected('op')).toBe(false);
+    expect(await scope.guard('op')).toEqual({
+      status: 401,
+      json: { error: 'not_connected', provider: 'op', login: '/auth/op/login?returnTo=%2Fme' },
+    });
+    expect(cookieReads).toBe(1);
   });
 });
