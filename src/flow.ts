@@ -11,7 +11,7 @@ import { LoginRoutes } from './login-routes.js';
 import { LoginTransactions } from './login-transactions.js';
 import { ProviderSeam } from './provider-seam.js';
 import { Refresher } from './refresher.js';
-import { RequestSession } from './request-session.js';
+import { openSession, type RequestSession } from './request-session.js';
 import { type OAuthContext, RequestTokens, type TokenParts } from './request-tokens.js';
 import { RequestCookies as Cookies, type RequestCookies, type ResponseCookies, Sealer, type SealStats } from './session.js';
 import { RefreshCoordinator } from './tokens.js';
@@ -103,10 +103,8 @@ export function createOAuth(input: OAuthConfig): OAuth {
 
   function requestSession(request: HttpRequest, cookies: RequestCookies): RequestSession {
     const { subject } = config;
-    return new RequestSession(config, sealer, {
-      cookies,
-      subject: subject ? async () => subjectKey(await subject(request.native)) : undefined,
-    });
+    const source = { cookies, subject: subject ? async () => subjectKey(await subject(request.native)) : undefined };
+    return openSession(config, sealer, source, refreshes);
   }
 
   function tokens(subject: string): OAuthContext {
@@ -117,7 +115,7 @@ export function createOAuth(input: OAuthConfig): OAuth {
       });
     }
     if (typeof subject !== 'string' || subject === '') throw new OAuthError('not_connected', 'No such user.');
-    return new RequestTokens(parts, new RequestSession(config, sealer, { subject: async () => subject }));
+    return new RequestTokens(parts, openSession(config, sealer, { subject: async () => subject }, refreshes));
   }
 
   return {

@@ -6,8 +6,8 @@
 import type { ResolvedConfig } from './config.js';
 import { OAuthError } from './errors.js';
 import type { ProviderSeam } from './provider-seam.js';
-import { guard, type RequestSession } from './request-session.js';
-import type { ServerTokenStore, StoreLock, StoredTokens } from './stores/types.js';
+import { guard, type RefreshLock, type RequestSession } from './request-session.js';
+import type { StoreLock, StoredTokens } from './stores/types.js';
 import { type RefreshCoordinator, toStored } from './tokens.js';
 
 // A refresh lock taken from a store that cannot extend it outlives the slowest refresh under it:
@@ -38,11 +38,10 @@ export class Refresher {
   /** Refreshes once per refresh token in this process, and once per session across processes when the store can lock. */
   async refresh(name: string, tokens: StoredTokens, refreshToken: string, session: RequestSession): Promise<StoredTokens> {
     return this.#coordinator.refresh(name, refreshToken, async () => {
-      const store = this.#config.store;
-      const key = await session.sharedKey(name);
-      if (store.kind === 'server' && store.lock && key !== undefined) {
+      const locking = await session.refreshLock(name);
+      if (locking) {
         await this.#providers.connect(name); // discovery before the lock: the lock's lifetime is for the refresh alone
-        return this.#lockedRefresh(name, tokens, refreshToken, session, key, store.lock.bind(store));
+        return this.#lockedRefresh(name, tokens, refreshToken, session, locking);
       }
       return this.#providerRefresh(name, tokens, refreshToken, session);
     });
@@ -87,8 +86,7 @@ export class Refresher {
     tokens: StoredTokens,
     refreshToken: string,
     session: RequestSession,
-    key: string,
-    lock: NonNullable<ServerTokenStore['lock']>,
+    { key, lock }: RefreshLock,
   ): Promise<StoredTokens> {
     const timeoutMs = this.#providers.definition(name).timeoutSeconds * 1000;
     const lockTtl = timeoutMs + REFRESH_LOCK_MARGIN_MS;

@@ -111,11 +111,7 @@ export class RequestTokens implements OAuthContext {
     } catch (err) {
       const error = this.#parts.providers.error(err, name);
       if (error.code === 'provider_error' && error.error === 'invalid_grant') {
-        // A cookie-store session cannot learn of a sibling instance's refresh: the browser may be
-        // receiving that instance's new cookie right now, so this response must not delete it.
-        // The grant ends in this process; its next request here clears the cookie.
-        if (this.#parts.config.store.kind === 'cookie') this.#parts.coordinator.end(name, saved, tokens);
-        else await this.#session.removeRefused(name, saved, tokens);
+        await this.#session.endRefused(name, saved, tokens);
         throw new OAuthError('reauth_required', 'The provider no longer accepts this login. Please sign in again.', {
           provider: name,
           error: error.error,
