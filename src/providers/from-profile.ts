@@ -37,29 +37,64 @@ const WITHOUT_STATE = {
 export function fromProfile(
   described: ProviderProfile,
   options: PresetOptions,
-  defaults: {
-    scopes?: readonly string[];
-    /** Placeholder values the preset's options fix for every URL (Sunshine's `subdomain`): DNS labels. */
-    values?: Readonly<Record<string, string | undefined>>;
-    /**
-     * Wraps the dialect fetch that token and refresh requests go through. Default: none. The
-     * Microsoft preset keeps each answer to validate it against the issuer of the tenant it names.
-     */
-    transport?: (dialect: client.CustomFetch) => client.CustomFetch;
-  } = {},
+  defaults: ProfileDefaults = {},
 ): ProviderDefinition {
   // Without `oidc` there is no issuer to check an ID token against: one that comes anyway is
   // dropped, never handed to the app as validated claims.
   const profile: ProviderProfile = described.oidc
     ? described
     : { ...described, response: { ...described.response, idToken: false } };
-  const values = Object.entries(defaults.values ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined);
+  const endpoints = profileEndpoints(profile, options, defaults.values);
+  const scopes = options.scopes ?? defaults.scopes ?? [];
+  let ready: ProviderClient | undefined;
+
+  return {
+    kind: profile.name,
+    clientId: options.clientId,
+    scopes,
+    pkce: profile.authorization.pkce ?? true,
+    nonce: profile.oidc !== undefined && scopes.includes('openid'),
+    browserLogin: endpoints.urls.authorization !== undefined,
+    timeoutSeconds: options.timeoutSeconds ?? 10,
+    // Stryker disable next-line ArrayDeclaration,StringLiteral: the flow reads access_denied as a decline whatever this lists.
+    deniedErrors: ['access_denied', ...(profile.authorization.deniedErrors ?? [])],
+    withoutState: WITHOUT_STATE[profile.authorization.state ?? 'always'],
+    expiredStatuses: profile.expiredStatuses ?? [401],
+    problems: () => profileProblems(profile, options, endpoints, scopes),
+    async connect() {
+      ready ??= connectProfile(profile, options, endpoints, scopes, defaults.transport);
+      return ready;
+    },
+  };
+}
+
+interface ProfileDefaults {
+  scopes?: readonly string[];
+  /** Placeholder values the preset's options fix for every URL (Sunshine's `subdomain`): DNS labels. */
+  values?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Wraps the dialect fetch that token and refresh requests go through. Default: none. The
+   * Microsoft preset keeps each answer to validate it against the issuer of the tenant it names.
+   */
+  transport?: (dialect: client.CustomFetch) => client.CustomFetch;
+}
+
+/** A profile's URLs as the options override them, with the placeholders filled that can be. */
+interface ProfileEndpoints {
+  urls: WireSettings['urls'] & { authorization: string | undefined };
+  tokenInfoUrl: string | undefined;
+  /** Placeholder values fixed by the options, given or not (a given one may be no DNS label). */
+  values: ReadonlyArray<[string, string]>;
+  fill: (url: string | undefined) => string | undefined;
+}
+
+function profileEndpoints(profile: ProviderProfile, options: PresetOptions, given: ProfileDefaults['values']): ProfileEndpoints {
+  const values = Object.entries(given ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined);
   const fill = (url: string | undefined) =>
     values.reduce(
       (filled, [name, value]) => (isDnsLabel(value) ? filled?.replaceAll(`{${name}}`, value) : filled),
       url?.replaceAll('{clientId}', encodeURIComponent(options.clientId ?? '')),
     );
-  const revokeUrl = fill(options.endpoints?.revoke ?? profile.revoke?.url);
   const urls = {
     authorization: fill(options.endpoints?.authorization ?? profile.authorization.url),
     token: fill(options.endpoints?.token ?? profile.token.url) as string,
@@ -69,107 +104,104 @@ export function fromProfile(
         options.endpoints?.token ??
         profile.token.url,
     ) as string,
-    revoke: revokeUrl,
+    revoke: fill(options.endpoints?.revoke ?? profile.revoke?.url),
   };
-  const tokenInfoUrl = fill(options.endpoints?.tokenInfo ?? profile.tokenInfo?.url);
-  const scopes = options.scopes ?? defaults.scopes ?? [];
-  const pkce = profile.authorization.pkce ?? true;
+  return { urls, tokenInfoUrl: fill(options.endpoints?.tokenInfo ?? profile.tokenInfo?.url), values, fill };
+}
+
+function profileProblems(
+  profile: ProviderProfile,
+  options: PresetOptions,
+  { urls, tokenInfoUrl, values, fill }: ProfileEndpoints,
+  scopes: readonly string[],
+): Array<[string, string]> {
   // A refresh sends the token request's credentials unless the profile says otherwise.
   const refreshAuth = profile.refresh ? (profile.refresh.clientAuth ?? profile.token.clientAuth) : profile.token.clientAuth;
   const needsSecret = [profile.token.clientAuth, refreshAuth].some((auth) => auth?.in !== 'none');
-  let ready: ProviderClient | undefined;
+  return [
+    ...(urls.authorization === undefined ? [] : urlProblems('endpoints.authorization', urls.authorization)),
+    ...urlProblems('endpoints.token', urls.token),
+    ...urlProblems('endpoints.refresh', urls.refresh),
+    ...(urls.revoke === undefined ? [] : urlProblems('endpoints.revoke', urls.revoke)),
+    ...(tokenInfoUrl === undefined ? [] : urlProblems('endpoints.tokenInfo', tokenInfoUrl)),
+    ...values
+      .filter(([, value]) => !isDnsLabel(value))
+      .map(([name]): [string, string] => [name, 'must be a DNS label: letters, digits and inner hyphens, 63 at most']),
+    ...unfilledPlaceholders({
+      'endpoints.authorization': urls.authorization,
+      'endpoints.token': urls.token,
+      'endpoints.refresh': urls.refresh,
+      'endpoints.tokenInfo': tokenInfoUrl,
+      // A revocation request fills the rest from each login's extras; RFC 7009's URL is fixed.
+      'endpoints.revoke': profile.revoke?.kind === 'request' ? undefined : urls.revoke,
+    }),
+    ...headerProblems(profile, options.headers),
+    ...strandedEndpoints(profile, options.endpoints, fill),
+    ...commonProblems({ ...options, tokenEndpointAuthMethod: needsSecret ? 'client_secret_basic' : 'none' }),
+    ...(profile.authorization.omit?.includes('scope') && scopes.length > 0
+      ? [['scopes', "are chosen in the provider's app settings: it refuses a scope parameter"] as [string, string]]
+      : []),
+    ...(profile.authorization.scopesRequired && scopes.length === 0
+      ? [['scopes', `are required: ${profile.name} refuses a login without them`] as [string, string]]
+      : []),
+  ];
+}
 
-  return {
-    kind: profile.name,
-    clientId: options.clientId,
-    scopes,
-    pkce,
-    nonce: profile.oidc !== undefined && scopes.includes('openid'),
-    browserLogin: urls.authorization !== undefined,
-    timeoutSeconds: options.timeoutSeconds ?? 10,
-    // Stryker disable next-line ArrayDeclaration,StringLiteral: the flow reads access_denied as a decline whatever this lists.
-    deniedErrors: ['access_denied', ...(profile.authorization.deniedErrors ?? [])],
-    withoutState: WITHOUT_STATE[profile.authorization.state ?? 'always'],
-    expiredStatuses: profile.expiredStatuses ?? [401],
-    problems: () => [
-      ...(urls.authorization === undefined ? [] : urlProblems('endpoints.authorization', urls.authorization)),
-      ...urlProblems('endpoints.token', urls.token),
-      ...urlProblems('endpoints.refresh', urls.refresh),
-      ...(urls.revoke === undefined ? [] : urlProblems('endpoints.revoke', urls.revoke)),
-      ...(tokenInfoUrl === undefined ? [] : urlProblems('endpoints.tokenInfo', tokenInfoUrl)),
-      ...values
-        .filter(([, value]) => !isDnsLabel(value))
-        .map(([name]): [string, string] => [name, 'must be a DNS label: letters, digits and inner hyphens, 63 at most']),
-      ...unfilledPlaceholders({
-        'endpoints.authorization': urls.authorization,
-        'endpoints.token': urls.token,
-        'endpoints.refresh': urls.refresh,
-        'endpoints.tokenInfo': tokenInfoUrl,
-        // A revocation request fills the rest from each login's extras; RFC 7009's URL is fixed.
-        'endpoints.revoke': profile.revoke?.kind === 'request' ? undefined : urls.revoke,
-      }),
-      ...headerProblems(profile, options.headers),
-      ...strandedEndpoints(profile, options.endpoints, fill),
-      ...commonProblems({ ...options, tokenEndpointAuthMethod: needsSecret ? 'client_secret_basic' : 'none' }),
-      ...(profile.authorization.omit?.includes('scope') && scopes.length > 0
-        ? [['scopes', "are chosen in the provider's app settings: it refuses a scope parameter"] as [string, string]]
-        : []),
-      ...(profile.authorization.scopesRequired && scopes.length === 0
-        ? [['scopes', `are required: ${profile.name} refuses a login without them`] as [string, string]]
-        : []),
-    ],
-    async connect() {
-      if (ready) return ready;
-      const metadata: client.ServerMetadata = {
-        issuer: profile.oidc?.issuer ?? new URL(urls.authorization ?? urls.token).origin,
-        ...(urls.authorization === undefined ? {} : { authorization_endpoint: urls.authorization }),
-        token_endpoint: urls.token,
-        // Stryker disable next-line ConditionalExpression: another kind of revocation is the profile's own request, never this endpoint.
-        ...(profile.revoke?.kind === 'rfc7009' ? { revocation_endpoint: urls.revoke } : {}),
-      };
-      // Credentials are placed by the dialect fetch, request by request; openid-client sends none itself.
-      const config = new client.Configuration(metadata, options.clientId, undefined, client.None());
-      const wire: WireSettings = {
-        profile,
-        clientId: options.clientId,
-        clientSecret: options.clientSecret,
-        urls,
-        headers: options.headers,
-      };
-      const dialect = dialectFetch(wire);
-      config[client.customFetch] = defaults.transport ? defaults.transport(dialect) : dialect;
-      // Stryker disable next-line ConditionalExpression: start-up refuses http: anywhere but loopback; https: needs no allowance.
-      if (Object.values(urls).some((u) => u !== undefined && new URL(u).protocol === 'http:' && isLoopback(new URL(u)))) {
-        client.allowInsecureRequests(config);
-      }
-      const timeoutSeconds = options.timeoutSeconds ?? 10;
-      const learn =
-        profile.tokenInfo && tokenInfoUrl !== undefined
-          ? tokenInfo(profile.tokenInfo, tokenInfoUrl, options, timeoutSeconds)
-          : undefined;
-      const base = openIdClient(config, {
-        scopes,
-        authorizationParams: options.authorizationParams ?? {},
-        timeoutSeconds,
-        omit: profile.authorization.omit,
-        scopeParam: profile.authorization.scopeParam,
-        scopeSeparator: profile.authorization.scopeSeparator,
-        sendState: profile.token.sendState,
-        noRefresh: profile.refresh === false,
-        secrets: [options.clientSecret],
-        standardAnswer: (answer) => standardAnswer(profile, answer),
-        recover: profile.recover
-          ? recovery(options.endpoints?.recover ?? profile.recover.url, wire, fill, timeoutSeconds)
-          : undefined,
-        revoke:
-          profile.revoke?.kind === 'request'
-            ? requestRevoke(profile.revoke, urls.revoke as string, options, timeoutSeconds, learn)
-            : undefined,
-      });
-      ready = learn ? withTokenInfo(base, learn) : base;
-      return ready;
-    },
+/** The profile's client: openid-client's Configuration over the dialect fetch, with the profile's own requests. */
+function connectProfile(
+  profile: ProviderProfile,
+  options: PresetOptions,
+  { urls, tokenInfoUrl, fill }: ProfileEndpoints,
+  scopes: readonly string[],
+  transport: ProfileDefaults['transport'],
+): ProviderClient {
+  const metadata: client.ServerMetadata = {
+    issuer: profile.oidc?.issuer ?? new URL(urls.authorization ?? urls.token).origin,
+    ...(urls.authorization === undefined ? {} : { authorization_endpoint: urls.authorization }),
+    token_endpoint: urls.token,
+    // Stryker disable next-line ConditionalExpression: another kind of revocation is the profile's own request, never this endpoint.
+    ...(profile.revoke?.kind === 'rfc7009' ? { revocation_endpoint: urls.revoke } : {}),
   };
+  // Credentials are placed by the dialect fetch, request by request; openid-client sends none itself.
+  const config = new client.Configuration(metadata, options.clientId, undefined, client.None());
+  const wire: WireSettings = {
+    profile,
+    clientId: options.clientId,
+    clientSecret: options.clientSecret,
+    urls,
+    headers: options.headers,
+  };
+  const dialect = dialectFetch(wire);
+  config[client.customFetch] = transport ? transport(dialect) : dialect;
+  // Stryker disable next-line ConditionalExpression: start-up refuses http: anywhere but loopback; https: needs no allowance.
+  if (Object.values(urls).some((u) => u !== undefined && new URL(u).protocol === 'http:' && isLoopback(new URL(u)))) {
+    client.allowInsecureRequests(config);
+  }
+  const timeoutSeconds = options.timeoutSeconds ?? 10;
+  const learn =
+    profile.tokenInfo && tokenInfoUrl !== undefined
+      ? tokenInfo(profile.tokenInfo, tokenInfoUrl, options, timeoutSeconds)
+      : undefined;
+  const base = openIdClient(config, {
+    scopes,
+    authorizationParams: options.authorizationParams ?? {},
+    timeoutSeconds,
+    omit: profile.authorization.omit,
+    scopeParam: profile.authorization.scopeParam,
+    scopeSeparator: profile.authorization.scopeSeparator,
+    sendState: profile.token.sendState,
+    noRefresh: profile.refresh === false,
+    secrets: [options.clientSecret],
+    standardAnswer: (answer) => standardAnswer(profile, answer),
+    recover: profile.recover
+      ? recovery(options.endpoints?.recover ?? profile.recover.url, wire, fill, timeoutSeconds)
+      : undefined,
+    revoke:
+      profile.revoke?.kind === 'request'
+        ? requestRevoke(profile.revoke, urls.revoke as string, options, timeoutSeconds, learn)
+        : undefined,
+  });
+  return learn ? withTokenInfo(base, learn) : base;
 }
 
 /**

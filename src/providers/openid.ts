@@ -107,18 +107,8 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
   // accepted. The JWK Set is cached with the Configuration: fetched again after 5 minutes, or at
   // once for a `kid` it lacks if the copy is a minute old (key rotation, bounded).
   if (settings.verifyIdTokens && metadata.jwks_uri !== undefined) client.enableNonRepudiationChecks(config);
-  // openid-client compares `exp` and `nbf` with the clock (30 s tolerance), but not `iat`.
-  const checked = <T extends client.TokenEndpointResponse & client.TokenEndpointResponseHelpers>(response: T): T => {
-    if (response.id_token === undefined) return response;
-    if (settings.verifyIdTokens && metadata.jwks_uri === undefined) {
-      throw new OAuthError('invalid_response', 'The provider publishes no keys (jwks_uri): its ID token cannot be verified.');
-    }
-    const iat = response.claims()?.iat;
-    if (typeof iat === 'number' && iat > Date.now() / 1000 + 30) {
-      throw new OAuthError('invalid_response', 'The ID token claims to be issued in the future (iat).');
-    }
-    return response;
-  };
+  const checked = <T extends client.TokenEndpointResponse & client.TokenEndpointResponseHelpers>(response: T): T =>
+    checkedIdToken(response, settings.verifyIdTokens === true && metadata.jwks_uri === undefined);
   const revoke =
     settings.revoke ??
     (metadata.revocation_endpoint
@@ -134,24 +124,8 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
     secrets: credentialForms(config.clientMetadata().client_id, settings.secrets),
     issRequired: metadata.authorization_response_iss_parameter_supported === true,
 
-    authorizationUrl(redirectUri: string, checks: LoginChecks, codeChallenge: string | undefined): URL {
-      const params: Record<string, string> = {
-        ...settings.authorizationParams,
-        response_type: 'code',
-        redirect_uri: redirectUri,
-        state: checks.state,
-      };
-      if (settings.scopes.length > 0)
-        params[settings.scopeParam ?? 'scope'] = settings.scopes.join(settings.scopeSeparator ?? ' ');
-      if (codeChallenge !== undefined) {
-        params.code_challenge = codeChallenge;
-        params.code_challenge_method = 'S256';
-      }
-      if (checks.nonce !== undefined) params.nonce = checks.nonce;
-      const url = client.buildAuthorizationUrl(config, params);
-      for (const name of settings.omit ?? []) url.searchParams.delete(name);
-      return url;
-    },
+    authorizationUrl: (redirectUri: string, checks: LoginChecks, codeChallenge: string | undefined) =>
+      authorizationUrl(config, settings, redirectUri, checks, codeChallenge),
 
     async exchangeCode(callbackUrl: URL, _redirectUri: string, checks: LoginChecks): Promise<ProviderTokens> {
       const response = await call(() =>
@@ -188,6 +162,49 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
 
     ...(revoke ? { revoke } : {}),
   };
+}
+
+/**
+ * openid-client compares an ID token's `exp` and `nbf` with the clock (30 s tolerance), but not
+ * `iat`; nor can it verify a token whose provider publishes no keys (`keyless`).
+ */
+function checkedIdToken<T extends client.TokenEndpointResponse & client.TokenEndpointResponseHelpers>(
+  response: T,
+  keyless: boolean,
+): T {
+  if (response.id_token === undefined) return response;
+  if (keyless) {
+    throw new OAuthError('invalid_response', 'The provider publishes no keys (jwks_uri): its ID token cannot be verified.');
+  }
+  const iat = response.claims()?.iat;
+  if (typeof iat === 'number' && iat > Date.now() / 1000 + 30) {
+    throw new OAuthError('invalid_response', 'The ID token claims to be issued in the future (iat).');
+  }
+  return response;
+}
+
+function authorizationUrl(
+  config: client.Configuration,
+  settings: OpenIdSettings,
+  redirectUri: string,
+  checks: LoginChecks,
+  codeChallenge: string | undefined,
+): URL {
+  const params: Record<string, string> = {
+    ...settings.authorizationParams,
+    response_type: 'code',
+    redirect_uri: redirectUri,
+    state: checks.state,
+  };
+  if (settings.scopes.length > 0) params[settings.scopeParam ?? 'scope'] = settings.scopes.join(settings.scopeSeparator ?? ' ');
+  if (codeChallenge !== undefined) {
+    params.code_challenge = codeChallenge;
+    params.code_challenge_method = 'S256';
+  }
+  if (checks.nonce !== undefined) params.nonce = checks.nonce;
+  const url = client.buildAuthorizationUrl(config, params);
+  for (const name of settings.omit ?? []) url.searchParams.delete(name);
+  return url;
 }
 
 // A lifetime beyond ten years is no lifetime: read as "none given" (it would overflow store expiries).
