@@ -12,7 +12,6 @@ import type { LoginChecks, ProviderClient, ProviderDefinition } from './provider
 import type { RequestSession } from './request-session.js';
 import type { OAuthContext } from './request-tokens.js';
 import type { RequestCookies } from './session.js';
-import type { StoredTokens } from './stores/types.js';
 import { type RefreshCoordinator, toStored } from './tokens.js';
 
 export class LoginRoutes {
@@ -55,15 +54,8 @@ export class LoginRoutes {
 
     const callbackUrl = new URL(this.#redirectUri(name));
     callbackUrl.search = query.toString();
-    let tokens: StoredTokens;
-    let claims: Record<string, unknown> | undefined;
-    try {
-      const response = await ready.exchangeCode(callbackUrl, this.#redirectUri(name), transaction);
-      tokens = toStored(response);
-      claims = response.claims;
-    } catch (err) {
-      throw this.#providers.error(err, name, [query.get('code') ?? undefined, transaction.codeVerifier, transaction.nonce]);
-    }
+    const response = await this.#providers.exchangeCode(name, callbackUrl, this.#redirectUri(name), transaction);
+    const tokens = toStored(response);
     this.#coordinator.revive(name, tokens); // a provider may hand out the same tokens again after a logout
     try {
       await session.renew(name);
@@ -74,7 +66,7 @@ export class LoginRoutes {
       await this.#providers.revoke(name, tokens);
       throw err;
     }
-    this.#config.hooks.onLogin({ provider: name, claims });
+    this.#config.hooks.onLogin({ provider: name, claims: response.claims });
     return { status: 302, location: transaction.returnTo };
   }
 

@@ -5,7 +5,7 @@
  */
 import type { OAuthHooks } from './config.js';
 import { forProvider, isOAuthError, OAuthError } from './errors.js';
-import type { ProviderClient, ProviderDefinition } from './providers/types.js';
+import type { LoginChecks, ProviderClient, ProviderDefinition, ProviderTokens } from './providers/types.js';
 import type { StoredTokens } from './stores/types.js';
 
 export class ProviderSeam {
@@ -52,6 +52,44 @@ export class ProviderSeam {
     const all = [this.#clientSecrets.get(name), secrets].flat();
     if (isOAuthError(err)) return forProvider(err, name, all);
     return new OAuthError('invalid_response', 'The provider call failed unexpectedly.', { provider: name, cause: err });
+  }
+
+  /** Redeems a callback's code; a failure names the provider, without the code, the verifier or the nonce in its text. */
+  async exchangeCode(name: string, callbackUrl: URL, redirectUri: string, checks: LoginChecks): Promise<ProviderTokens> {
+    const ready = await this.connect(name);
+    const secrets = [callbackUrl.searchParams.get('code') ?? undefined, checks.codeVerifier, checks.nonce];
+    return this.#call(name, secrets, () => ready.exchangeCode(callbackUrl, redirectUri, checks));
+  }
+
+  /** Refreshes `tokens` with `refreshToken`; a failure's text holds neither token. */
+  async refresh(name: string, tokens: StoredTokens, refreshToken: string): Promise<ProviderTokens> {
+    const ready = await this.connect(name);
+    return this.#call(name, [refreshToken, tokens.accessToken], () => ready.refresh(refreshToken));
+  }
+
+  /**
+   * New tokens for a grant whose refresh token was refused, where the provider can mint them
+   * (Cal.com's force-refresh, when allowed); undefined where it cannot.
+   */
+  async recover(name: string, tokens: StoredTokens, refreshToken: string): Promise<ProviderTokens | undefined> {
+    const ready = await this.connect(name);
+    const { recover } = ready;
+    if (!recover) return undefined;
+    return this.#call(name, [refreshToken, tokens.accessToken], () => recover(tokens.extras));
+  }
+
+  /** Reads a token answer the app obtained from the provider itself (`importTokens`). */
+  async readTokens(name: string, answer: unknown): Promise<ProviderTokens> {
+    const ready = await this.connect(name);
+    return this.#call(name, [], async () => ready.readTokens(answer));
+  }
+
+  async #call<T>(name: string, secrets: ReadonlyArray<string | undefined>, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      throw this.error(err, name, secrets);
+    }
   }
 
   /** Revokes the refresh token (which ends the grant) or else the access token; a failure is reported, not thrown. */

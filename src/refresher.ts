@@ -4,7 +4,7 @@
  * holder's fenced write), and which refreshed tokens a server store already holds.
  */
 import type { ResolvedConfig } from './config.js';
-import { OAuthError } from './errors.js';
+import { isOAuthError, OAuthError } from './errors.js';
 import type { ProviderSeam } from './provider-seam.js';
 import { guard, type RefreshLock, type RequestSession } from './request-session.js';
 import type { StoreLock, StoredTokens } from './stores/types.js';
@@ -48,28 +48,24 @@ export class Refresher {
   }
 
   async #providerRefresh(name: string, tokens: StoredTokens, refreshToken: string, session: RequestSession) {
-    const ready = await this.#providers.connect(name);
+    let fresh: StoredTokens;
     try {
-      const fresh = toStored(await ready.refresh(refreshToken), tokens);
-      this.#config.hooks.onRefresh({ provider: name });
-      return fresh;
+      fresh = toStored(await this.#providers.refresh(name, tokens, refreshToken), tokens);
     } catch (err) {
-      const error = this.#providers.error(err, name, [refreshToken, tokens.accessToken]);
-      if (error.error !== 'invalid_grant') throw error;
+      if (!isOAuthError(err) || err.error !== 'invalid_grant') throw err;
       // A sibling (another instance) may have spent this refresh token first: its result stands.
       const stored = await session.readShared(name);
       if (stored && replaced(stored, tokens)) return this.#fromStore(stored, await session.sharedKey(name));
       // Else the provider may mint new tokens for the grant (Cal.com's force-refresh, when allowed).
-      if (!ready.recover) throw error;
-      try {
-        const recovered = toStored(await ready.recover(tokens.extras), tokens);
-        this.#config.hooks.onRefresh({ provider: name });
-        return recovered;
-      } catch (recoveryError) {
-        this.#config.hooks.onError(this.#providers.error(recoveryError, name, [refreshToken, tokens.accessToken]));
-        throw error;
-      }
+      const recovered = await this.#providers.recover(name, tokens, refreshToken).catch((recoveryError: unknown) => {
+        this.#config.hooks.onError(recoveryError);
+        return undefined;
+      });
+      if (!recovered) throw err;
+      fresh = toStored(recovered, tokens);
     }
+    this.#config.hooks.onRefresh({ provider: name });
+    return fresh;
   }
 
   /**

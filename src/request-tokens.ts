@@ -5,7 +5,6 @@
 import type { ResolvedConfig } from './config.js';
 import { OAuthError } from './errors.js';
 import type { ProviderSeam } from './provider-seam.js';
-import type { ProviderTokens } from './providers/types.js';
 import type { Refresher } from './refresher.js';
 import type { RequestSession } from './request-session.js';
 import type { StoredTokens } from './stores/types.js';
@@ -151,13 +150,7 @@ export class RequestTokens implements OAuthContext {
 
   readonly importTokens = async (name: string, imported: ImportedTokens): Promise<void> => {
     this.#parts.providers.definition(name);
-    let read: ProviderTokens;
-    try {
-      read =
-        'answer' in imported ? (await this.#parts.providers.connect(name)).readTokens(imported.answer) : importedTokens(imported);
-    } catch (err) {
-      throw this.#parts.providers.error(err, name);
-    }
+    const read = 'answer' in imported ? await this.#parts.providers.readTokens(name, imported.answer) : importedTokens(imported);
     const tokens = toStored({ ...read, extras: { ...read.extras, ...imported.extras } });
     await this.#session.renew(name); // as at a login: a new session, never one a visitor could have planted
     this.#parts.coordinator.revive(name, tokens);
