@@ -253,7 +253,8 @@ function recovery(
       const value = extras[name];
       if (typeof value === 'string' || typeof value === 'number') return encodeURIComponent(String(value));
       missing = true;
-      return ''; // Stryker disable-line StringLiteral: a URL with a missing part is never requested.
+      // Stryker disable next-line StringLiteral: a URL with a missing part is never requested.
+      return '';
     });
     if (missing) {
       throw new OAuthError('provider_error', 'This login cannot be recovered: it was not imported with what recovery needs.', {
