@@ -172,6 +172,7 @@ describe('createOAuth configuration', () => {
       { headers: 'x-app: 1' as never },
       'headers must be an object of header names and values',
     ],
+    ['headers that are null', profile(), { headers: null as never }, 'headers must be an object of header names and values'],
     [
       'a header the profile sets, in another case',
       profile({ token: { url: 'https://acme.example/token', headers: { 'X-Api-Version': '2' } } }),
