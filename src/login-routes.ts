@@ -145,7 +145,7 @@ function checkCallbackParameters(
   provider: ProviderDefinition,
 ): void {
   const invalid = (why: string) => new OAuthError('invalid_callback', why, { provider: name });
-  // A repeated `state` never gets here: readTransaction matches exactly one.
+  // A repeated `state` never gets here: LoginTransactions.take matches exactly one.
   for (const param of ['code', 'iss', 'error']) {
     if (query.getAll(param).length > 1) throw invalid(`The callback repeats the ${param} parameter.`);
   }

@@ -93,7 +93,7 @@ export class Refresher {
     const ended = () =>
       new OAuthError(
         'provider_error',
-        // Stryker disable next-line StringLiteral: never shown: renew() answers reauth_required, with its own message
+        // Stryker disable next-line StringLiteral: never shown: RequestTokens answers reauth_required, with its own message
         'The login ended while waiting for its refresh.',
         { error: 'invalid_grant' },
       );

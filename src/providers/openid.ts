@@ -133,7 +133,7 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
           config,
           callbackUrl,
           {
-            // A provider that may not echo state was bound by the transaction cookie instead (see the flow).
+            // A provider that may not echo state was bound by the transaction cookie instead (see LoginTransactions).
             // Stryker disable next-line StringLiteral: the flow has compared the state already; this check repeats it.
             expectedState: callbackUrl.searchParams.has('state') ? checks.state : client.skipStateCheck,
             pkceCodeVerifier: checks.codeVerifier,
@@ -148,7 +148,7 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
 
     async refresh(refreshToken: string): Promise<ProviderTokens> {
       if (settings.noRefresh) {
-        // Stryker disable next-line StringLiteral: never shown: renew() answers reauth_required, with its own message
+        // Stryker disable next-line StringLiteral: never shown: RequestTokens answers reauth_required, with its own message
         throw new OAuthError('provider_error', 'The provider has no refresh grant.', { error: 'invalid_grant' });
       }
       return normalise(checked(await call(() => client.refreshTokenGrant(config, refreshToken))));
