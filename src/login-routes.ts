@@ -12,7 +12,7 @@ import type { LoginChecks, ProviderClient, ProviderDefinition } from './provider
 import type { RequestSession } from './request-session.js';
 import type { OAuthContext } from './request-tokens.js';
 import type { RequestCookies } from './session.js';
-import { type RefreshCoordinator, toStored } from './tokens.js';
+import { claimsOf, type RefreshCoordinator, toStored } from './tokens.js';
 
 export class LoginRoutes {
   readonly #config: ResolvedConfig;
@@ -54,8 +54,7 @@ export class LoginRoutes {
 
     const callbackUrl = new URL(this.#redirectUri(name));
     callbackUrl.search = query.toString();
-    const response = await this.#providers.exchangeCode(name, callbackUrl, this.#redirectUri(name), transaction);
-    const tokens = toStored(response);
+    const tokens = toStored(await this.#providers.exchangeCode(name, callbackUrl, this.#redirectUri(name), transaction));
     this.#coordinator.revive(name, tokens); // a provider may hand out the same tokens again after a logout
     try {
       await session.renew(name);
@@ -66,7 +65,7 @@ export class LoginRoutes {
       await this.#providers.revoke(name, tokens);
       throw err;
     }
-    this.#config.hooks.onLogin({ provider: name, claims: response.claims });
+    this.#config.hooks.onLogin({ provider: name, claims: claimsOf(tokens) });
     return { status: 302, location: transaction.returnTo };
   }
 

@@ -5,7 +5,7 @@
  */
 import type { OAuthHooks } from './config.js';
 import { forProvider, isOAuthError, OAuthError } from './errors.js';
-import type { LoginChecks, ProviderClient, ProviderDefinition, ProviderTokens } from './providers/types.js';
+import type { LoginChecks, ProviderClient, ProviderDefinition } from './providers/types.js';
 import type { StoredTokens } from './stores/types.js';
 
 export class ProviderSeam {
@@ -55,14 +55,14 @@ export class ProviderSeam {
   }
 
   /** Redeems a callback's code; a failure names the provider, without the code, the verifier or the nonce in its text. */
-  async exchangeCode(name: string, callbackUrl: URL, redirectUri: string, checks: LoginChecks): Promise<ProviderTokens> {
+  async exchangeCode(name: string, callbackUrl: URL, redirectUri: string, checks: LoginChecks): Promise<StoredTokens> {
     const ready = await this.connect(name);
     const secrets = [callbackUrl.searchParams.get('code') ?? undefined, checks.codeVerifier, checks.nonce];
     return this.#call(name, secrets, () => ready.exchangeCode(callbackUrl, redirectUri, checks));
   }
 
   /** Refreshes `tokens` with `refreshToken`; a failure's text holds neither token. */
-  async refresh(name: string, tokens: StoredTokens, refreshToken: string): Promise<ProviderTokens> {
+  async refresh(name: string, tokens: StoredTokens, refreshToken: string): Promise<StoredTokens> {
     const ready = await this.connect(name);
     return this.#call(name, [refreshToken, tokens.accessToken], () => ready.refresh(refreshToken));
   }
@@ -71,7 +71,7 @@ export class ProviderSeam {
    * New tokens for a grant whose refresh token was refused, where the provider can mint them
    * (Cal.com's force-refresh, when allowed); undefined where it cannot.
    */
-  async recover(name: string, tokens: StoredTokens, refreshToken: string): Promise<ProviderTokens | undefined> {
+  async recover(name: string, tokens: StoredTokens, refreshToken: string): Promise<StoredTokens | undefined> {
     const ready = await this.connect(name);
     const { recover } = ready;
     if (!recover) return undefined;
@@ -79,7 +79,7 @@ export class ProviderSeam {
   }
 
   /** Reads a token answer the app obtained from the provider itself (`importTokens`). */
-  async readTokens(name: string, answer: unknown): Promise<ProviderTokens> {
+  async readTokens(name: string, answer: unknown): Promise<StoredTokens> {
     const ready = await this.connect(name);
     return this.#call(name, [], async () => ready.readTokens(answer));
   }

@@ -89,13 +89,12 @@ export class Refresher {
     const lease = Math.max(1000, timeoutMs / 2);
     // Waiters outlast the slowest live holder, and a crashed one: its lock expires, and one of them takes over.
     const deadline = Date.now() + lockTtl + 5000;
-    // The caller names the provider (forProvider), as for every error of a refresh.
     const ended = () =>
       new OAuthError(
         'provider_error',
         // Stryker disable next-line StringLiteral: never shown: RequestTokens answers reauth_required, with its own message
         'The login ended while waiting for its refresh.',
-        { error: 'invalid_grant' },
+        { provider: name, error: 'invalid_grant' },
       );
     for (let attempt = 0; ; attempt++) {
       const held = await guard(() => lock(`refresh:${name}:${key}`, lockTtl));
@@ -126,7 +125,7 @@ export class Refresher {
       // Stryker disable next-line ConditionalExpression: without this early read a waiter takes the lock once the holder lets go, and finds the same tokens under it
       if (replaced(stored, tokens)) return this.#fromStore(stored, key);
       if (Date.now() > deadline) {
-        throw new OAuthError('provider_unavailable', 'Another instance is still refreshing this token.');
+        throw new OAuthError('provider_unavailable', 'Another instance is still refreshing this token.', { provider: name });
       }
     }
   }

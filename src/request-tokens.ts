@@ -3,7 +3,7 @@
  * session, refreshed when due, handed out, imported, revoked.
  */
 import type { ResolvedConfig } from './config.js';
-import { OAuthError } from './errors.js';
+import { isOAuthError, OAuthError } from './errors.js';
 import type { ProviderSeam } from './provider-seam.js';
 import type { Refresher } from './refresher.js';
 import type { RequestSession } from './request-session.js';
@@ -107,8 +107,9 @@ export class RequestTokens implements OAuthContext {
     let fresh: StoredTokens;
     try {
       fresh = await this.#parts.refresher.refresh(name, tokens, refreshToken, this.#session);
-    } catch (err) {
-      const error = this.#parts.providers.error(err, name);
+    } catch (error) {
+      // Already an OAuthError naming the provider (the seam's, the refresher's), or the store's.
+      if (!isOAuthError(error)) throw error;
       if (error.code === 'provider_error' && error.error === 'invalid_grant') {
         await this.#session.endRefused(name, saved, tokens);
         throw new OAuthError('reauth_required', 'The provider no longer accepts this login. Please sign in again.', {
@@ -119,7 +120,7 @@ export class RequestTokens implements OAuthContext {
       }
       // Provider trouble: keep the tokens, and hand out the old access token while it still works.
       if ((error.code === 'provider_unavailable' || error.code === 'invalid_response') && !isExpired(tokens)) {
-        if (!isCooldown(err)) this.#parts.config.hooks.onError(error); // a cooldown's failure was reported when it happened
+        if (!isCooldown(error)) this.#parts.config.hooks.onError(error); // a cooldown's failure was reported when it happened
         return this.#use(name, saved, tokens);
       }
       throw error;

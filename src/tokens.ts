@@ -7,7 +7,6 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { isOAuthError, OAuthError } from './errors.js';
-import type { ProviderTokens } from './providers/types.js';
 import { nowSeconds } from './session.js';
 import type { StoredTokens } from './stores/types.js';
 
@@ -55,7 +54,7 @@ export type ImportedTokens =
   | { answer: unknown; extras?: Record<string, unknown> | undefined };
 
 /** Imported fields, checked: a mistake in them is the app's, told at once rather than at the first refresh. */
-export function importedTokens(input: Extract<ImportedTokens, { accessToken: string }>): ProviderTokens {
+export function importedTokens(input: Extract<ImportedTokens, { accessToken: string }>): StoredTokens {
   const problem = (field: string, why: string) =>
     new OAuthError('config_invalid', `Imported tokens: ${field} ${why}.`, { field: `tokens.${field}` });
   const optionalText = ['tokenType', 'refreshToken', 'scope'] as const;
@@ -87,7 +86,7 @@ export function importedTokens(input: Extract<ImportedTokens, { accessToken: str
  * What to keep of a token response. A response without a refresh token keeps the previous one.
  * A refresh (`previous` given) records when its tokens arrived: see `isDue`.
  */
-export function toStored(tokens: ProviderTokens, previous?: StoredTokens): StoredTokens {
+export function toStored(tokens: StoredTokens, previous?: StoredTokens): StoredTokens {
   return {
     accessToken: tokens.accessToken,
     tokenType: tokens.tokenType,
@@ -109,14 +108,18 @@ export function toTokenSet(tokens: StoredTokens): TokenSet {
     expiresAt: tokens.expiresAt,
     scope: tokens.scope,
     idToken: tokens.idToken,
-    claims: tokens.idToken ? decodeClaims(tokens.idToken) : undefined,
+    claims: claimsOf(tokens),
     extras: { ...tokens.extras },
   };
 }
 
-/** Claims of an ID token that openid-client validated when it arrived; here only decoded. */
-function decodeClaims(idToken: string): Record<string, unknown> | undefined {
-  const payload = idToken.split('.')[1];
+/**
+ * The claims of the tokens' ID token. A provider keeps an ID token only once it validated it
+ * (openid-client, at login or refresh), so here it is only decoded.
+ */
+export function claimsOf(tokens: StoredTokens): Record<string, unknown> | undefined {
+  if (tokens.idToken === undefined) return undefined;
+  const payload = tokens.idToken.split('.')[1];
   if (payload === undefined) return undefined;
   try {
     return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
@@ -218,8 +221,9 @@ export class RefreshCoordinator {
     const cooling = this.#cooldowns.get(k);
     // Stryker disable next-line EqualityOperator: the very millisecond the cooldown ends, either answer is right.
     if (cooling && cooling.until > Date.now()) {
-      // The caller names the provider (forProvider), as for every error of a refresh.
-      const error = new OAuthError('provider_unavailable', 'The provider failed a moment ago; the refresh is retried shortly.');
+      const error = new OAuthError('provider_unavailable', 'The provider failed a moment ago; the refresh is retried shortly.', {
+        provider,
+      });
       cooldownErrors.add(error);
       return Promise.reject(error);
     }

@@ -22,4 +22,4 @@ export {
   type SunshineConversationsOptions,
   sunshineConversationsProfile,
 } from './sunshine-conversations.js';
-export type { LoginChecks, ProviderClient, ProviderDefinition, ProviderOptions, ProviderTokens } from './types.js';
+export type { LoginChecks, ProviderClient, ProviderDefinition, ProviderOptions } from './types.js';

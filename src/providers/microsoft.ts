@@ -4,7 +4,8 @@ import { fromProfile } from './from-profile.js';
 import { type IdTokenKeys, idTokenSignatures, urlProblems } from './oidc.js';
 import { isLoopback, translateClientError } from './openid.js';
 import type { PresetOptions, ProviderProfile } from './profile.js';
-import type { ProviderClient, ProviderDefinition, ProviderTokens } from './types.js';
+import type { ProviderClient, ProviderDefinition } from './types.js';
+import type { StoredTokens } from '../token-shape.js';
 
 /** Azure Identity's `AzureAuthorityHosts.AzurePublicCloud`. */
 const PUBLIC_CLOUD = 'https://login.microsoftonline.com';
@@ -123,7 +124,7 @@ interface EntraTenant {
     transport: (dialect: client.CustomFetch) => client.CustomFetch,
   ) => Promise<ProviderClient>;
   /** Verifies the signature of a validated answer's ID token (see `idTokenSignatures`). */
-  readonly signatures: (tokens: ProviderTokens, keys: IdTokenKeys) => Promise<ProviderTokens>;
+  readonly signatures: (tokens: StoredTokens, keys: IdTokenKeys) => Promise<StoredTokens>;
   /** The discovered issuer and keys (in flight or known); forgotten after a failure, so the next call tries again. */
   discovered?: Promise<IdTokenKeys> | undefined;
 }
@@ -153,8 +154,8 @@ interface Answer {
  */
 async function validatedForTenant(
   entra: EntraTenant,
-  redeem: (tokens: ProviderClient) => Promise<ProviderTokens>,
-): Promise<ProviderTokens> {
+  redeem: (tokens: ProviderClient) => Promise<StoredTokens>,
+): Promise<StoredTokens> {
   const discovered = await discoveredKeys(entra);
   const kept: { answer?: Answer } = {};
   try {

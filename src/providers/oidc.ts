@@ -7,7 +7,8 @@ import {
   RESERVED_AUTHORIZATION_PARAMS,
   translateClientError,
 } from './openid.js';
-import type { ProviderClient, ProviderDefinition, ProviderOptions, ProviderTokens } from './types.js';
+import type { ProviderClient, ProviderDefinition, ProviderOptions } from './types.js';
+import type { StoredTokens } from '../token-shape.js';
 
 export interface OidcOptions extends ProviderOptions {
   /** The issuer identifier, exactly as the provider's discovery document spells it. */
@@ -120,7 +121,7 @@ const REPLAY_ENDPOINT = 'https://id-token.invalid/token';
 export function idTokenSignatures(
   clientId: string,
   timeoutSeconds: number,
-): (tokens: ProviderTokens, keys: IdTokenKeys) => Promise<ProviderTokens> {
+): (tokens: StoredTokens, keys: IdTokenKeys) => Promise<StoredTokens> {
   const caches = new Map<string, client.ExportedJWKSCache>();
   return async (tokens, keys) => {
     const { idToken } = tokens;

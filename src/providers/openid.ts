@@ -4,7 +4,8 @@
  */
 import * as client from 'openid-client';
 import { OAuthError } from '../errors.js';
-import type { LoginChecks, ProviderClient, ProviderOptions, ProviderTokens } from './types.js';
+import type { LoginChecks, ProviderClient, ProviderOptions } from './types.js';
+import type { StoredTokens } from '../token-shape.js';
 
 // `refresh_token_expires_in` is not RFC 6749 but common (GitHub, Microsoft) and what profiles emit.
 const STANDARD_FIELDS = new Set([
@@ -127,7 +128,7 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
     authorizationUrl: (redirectUri: string, checks: LoginChecks, codeChallenge: string | undefined) =>
       authorizationUrl(config, settings, redirectUri, checks, codeChallenge),
 
-    async exchangeCode(callbackUrl: URL, _redirectUri: string, checks: LoginChecks): Promise<ProviderTokens> {
+    async exchangeCode(callbackUrl: URL, _redirectUri: string, checks: LoginChecks): Promise<StoredTokens> {
       const response = await call(() =>
         client.authorizationCodeGrant(
           config,
@@ -146,7 +147,7 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
       return normalise(checked(response));
     },
 
-    async refresh(refreshToken: string): Promise<ProviderTokens> {
+    async refresh(refreshToken: string): Promise<StoredTokens> {
       if (settings.noRefresh) {
         // Stryker disable next-line StringLiteral: never shown: RequestTokens answers reauth_required, with its own message
         throw new OAuthError('provider_error', 'The provider has no refresh grant.', { error: 'invalid_grant' });
@@ -154,7 +155,7 @@ export function openIdClient(config: client.Configuration, settings: OpenIdSetti
       return normalise(checked(await call(() => client.refreshTokenGrant(config, refreshToken))));
     },
 
-    readTokens(answer: unknown): ProviderTokens {
+    readTokens(answer: unknown): StoredTokens {
       return unvalidated(settings.standardAnswer ? settings.standardAnswer(answer) : answer);
     },
 
@@ -210,16 +211,15 @@ function authorizationUrl(
 // A lifetime beyond ten years is no lifetime: read as "none given" (it would overflow store expiries).
 const LONGEST_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
 
-function normalise(response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): ProviderTokens {
-  return fromBody(response, response.expiresIn(), response.claims());
+function normalise(response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers): StoredTokens {
+  return fromBody(response, response.expiresIn());
 }
 
 /** Tokens from an RFC 6749 token answer (validated by openid-client, or imported by the app). */
 function fromBody(
   body: Record<string, unknown> & { access_token: string; token_type: string },
   expiresIn: number | undefined,
-  claims: Record<string, unknown> | undefined,
-): ProviderTokens {
+): StoredTokens {
   const extras: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(body)) {
     if (!STANDARD_FIELDS.has(key) && value !== undefined) extras[key] = value;
@@ -238,7 +238,6 @@ function fromBody(
         : undefined,
     scope: text(body.scope),
     idToken: text(body.id_token),
-    claims: claims ? { ...claims } : undefined,
     extras,
   };
 }
@@ -247,7 +246,7 @@ function fromBody(
  * Tokens from an RFC 6749 answer that did not come through openid-client's validation: imported by
  * the app, or minted by a recovery. An ID token in it is dropped, since nothing validated it.
  */
-function unvalidated(body: unknown): ProviderTokens {
+function unvalidated(body: unknown): StoredTokens {
   if (!isRecord(body) || typeof body.access_token !== 'string' || body.access_token === '') {
     throw new OAuthError('invalid_response', 'The token answer holds no access token.');
   }
@@ -266,7 +265,6 @@ function unvalidated(body: unknown): ProviderTokens {
   return fromBody(
     { ...rest, access_token: accessToken, token_type: typeof tokenType === 'string' ? tokenType : 'Bearer' },
     typeof expiresIn === 'number' ? Math.floor(expiresIn) : undefined,
-    undefined,
   );
 }
 

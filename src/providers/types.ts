@@ -1,24 +1,10 @@
 /**
  * What the flow needs from a provider. A provider file fills these in; it knows nothing of
- * sessions, cookies or stores, and the flow never asks a provider for its name.
+ * sessions, cookies or stores, and the flow never asks a provider for its name. A provider hands
+ * back tokens in the library's one shape, `StoredTokens`, wire names normalised away; an ID token
+ * is in them only once validated, so its claims are read from it, never carried beside it.
  */
-
-/** A token endpoint answer, normalised. Wire names stay inside the provider files. */
-export interface ProviderTokens {
-  accessToken: string;
-  tokenType: string;
-  /** Epoch seconds; absent when the provider gives no lifetime (valid until revoked). */
-  expiresAt?: number | undefined;
-  refreshToken?: string | undefined;
-  /** Epoch seconds, when the provider says when the refresh token expires. */
-  refreshExpiresAt?: number | undefined;
-  scope?: string | undefined;
-  idToken?: string | undefined;
-  /** Validated ID token claims, when there was an ID token. */
-  claims?: Record<string, unknown> | undefined;
-  /** Provider fields this library has no name for (Pipedrive's `api_domain`, ...). */
-  extras: Record<string, unknown>;
-}
+import type { StoredTokens } from '../token-shape.js';
 
 /** The secrets and bindings of one login, as the flow keeps them in the transaction cookie. */
 export interface LoginChecks {
@@ -40,19 +26,19 @@ export interface ProviderClient {
   readonly secrets?: readonly string[] | undefined;
   authorizationUrl(redirectUri: string, checks: LoginChecks, codeChallenge: string | undefined): URL;
   /** Exchanges the code in a callback URL whose `state`, `iss` and `error` were already checked. */
-  exchangeCode(callbackUrl: URL, redirectUri: string, checks: LoginChecks): Promise<ProviderTokens>;
-  refresh(refreshToken: string): Promise<ProviderTokens>;
+  exchangeCode(callbackUrl: URL, redirectUri: string, checks: LoginChecks): Promise<StoredTokens>;
+  refresh(refreshToken: string): Promise<StoredTokens>;
   /**
    * Present when the provider can mint new tokens for a grant whose refresh token it refused
    * (Cal.com's force-refresh), from what the grant keeps in `extras`. Throws `OAuthError`.
    */
-  recover?(extras: Readonly<Record<string, unknown>>): Promise<ProviderTokens>;
+  recover?(extras: Readonly<Record<string, unknown>>): Promise<StoredTokens>;
   /**
    * Reads a token answer the app obtained from the provider itself (tokens minted server-side),
    * as the token endpoint's answers are read. An ID token in it is dropped: nothing validated it.
    * Throws `OAuthError` `invalid_response` when it holds no access token.
    */
-  readTokens(answer: unknown): ProviderTokens;
+  readTokens(answer: unknown): StoredTokens;
   /**
    * Present only when the provider can revoke. Revokes the grant (the refresh token where that is how).
    * `extras` fill a revocation URL's placeholders (Sunshine's `{subdomain}`).

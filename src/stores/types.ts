@@ -1,18 +1,6 @@
-/** One provider's tokens as this library keeps them. The refresh token never leaves the library. */
-export interface StoredTokens {
-  accessToken: string;
-  tokenType: string;
-  /** Epoch seconds. */
-  expiresAt?: number | undefined;
-  /** Epoch seconds, when these tokens arrived (with `expiresAt`, their lifetime). */
-  obtainedAt?: number | undefined;
-  refreshToken?: string | undefined;
-  /** Epoch seconds, when the provider says when the refresh token expires. */
-  refreshExpiresAt?: number | undefined;
-  scope?: string | undefined;
-  idToken?: string | undefined;
-  extras: Record<string, unknown>;
-}
+import type { StoredTokens } from '../token-shape.js';
+
+export type { StoredTokens };
 
 /** All the tokens of one session (or one subject), by provider name. */
 export type TokenRecord = Readonly<Record<string, Readonly<StoredTokens>>>;
