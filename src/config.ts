@@ -2,6 +2,7 @@
  * The one place that reads raw configuration: validates it, applies defaults and freezes it.
  */
 import { OAuthError } from './errors.js';
+import { insecureScheme } from './loopback.js';
 import type { ProviderDefinition } from './providers/types.js';
 import type { Secret } from './session.js';
 import { cookieStore } from './stores/cookie.js';
@@ -168,10 +169,8 @@ function checkBaseUrl(value: unknown): string {
   } catch {
     throw invalid('baseUrl', 'is not an absolute URL');
   }
-  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
-    throw invalid('baseUrl', 'must use https: (http: only for localhost, 127.0.0.1 or ::1)');
-  }
+  const scheme = insecureScheme(url);
+  if (scheme !== undefined) throw invalid('baseUrl', scheme);
   if (url.search || url.hash || url.username || url.password)
     throw invalid('baseUrl', 'must not carry a query, fragment or credentials');
   return url.href.replace(/\/+$/, '');

@@ -364,6 +364,9 @@ describe('createOAuth configuration', () => {
     // Every trailing slash goes: the routes are appended with one of their own.
     expect(createOAuth({ ...good, baseUrl: 'https://app.example.com/app//' }).config.baseUrl).toBe('https://app.example.com/app');
     expect(Object.isFrozen(edges.hooks)).toBe(true);
+    // Names under localhost are loopback (RFC 6761), as for a provider's URLs; a look-alike is not.
+    expect(createOAuth({ ...good, baseUrl: 'http://app.localhost:3000' }).config.baseUrl).toBe('http://app.localhost:3000');
+    expect(() => createOAuth({ ...good, baseUrl: 'http://app.localhost.example.com' })).toThrow(/baseUrl must use https/);
 
     const defaults = createOAuth({
       ...good,

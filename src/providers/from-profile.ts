@@ -1,7 +1,8 @@
 import * as client from 'openid-client';
 import { OAuthError } from '../errors.js';
 import { commonProblems, urlProblems } from './oidc.js';
-import { call, isLoopback, openIdClient } from './openid.js';
+import { isLoopback } from '../loopback.js';
+import { call, openIdClient } from './openid.js';
 import type { PresetOptions, ProviderProfile, RevokeProfile, TokenInfoProfile } from './profile.js';
 import type { ProviderClient, ProviderDefinition } from './types.js';
 import {
@@ -49,7 +50,6 @@ export function fromProfile(
   let ready: ProviderClient | undefined;
 
   return {
-    kind: profile.name,
     clientId: options.clientId,
     scopes,
     pkce: profile.authorization.pkce ?? true,

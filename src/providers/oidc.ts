@@ -1,14 +1,8 @@
 import * as client from 'openid-client';
-import {
-  call,
-  clientAuthentication,
-  isLoopback,
-  openIdClient,
-  RESERVED_AUTHORIZATION_PARAMS,
-  translateClientError,
-} from './openid.js';
+import { call, clientAuthentication, openIdClient, RESERVED_AUTHORIZATION_PARAMS, translateClientError } from './openid.js';
 import type { ProviderClient, ProviderDefinition, ProviderOptions } from './types.js';
 import type { StoredTokens } from '../token-shape.js';
+import { insecureScheme, isLoopback } from '../loopback.js';
 
 export interface OidcOptions extends ProviderOptions {
   /** The issuer identifier, exactly as the provider's discovery document spells it. */
@@ -47,7 +41,6 @@ export function oidc(options: OidcOptions): ProviderDefinition {
   }
 
   return {
-    kind: 'oidc',
     clientId: options.clientId,
     scopes,
     pkce: true,
@@ -170,9 +163,8 @@ export function urlProblems(field: string, value: unknown): Array<[string, strin
   } catch {
     return [[field, 'is not an absolute URL']];
   }
-  if (url.protocol === 'https:') return [];
-  if (url.protocol === 'http:' && isLoopback(url)) return [];
-  return [[field, 'must use https: (http: only for localhost, 127.0.0.1 or ::1)']];
+  const problem = insecureScheme(url);
+  return problem === undefined ? [] : [[field, problem]];
 }
 
 export function commonProblems(options: ProviderOptions): Array<[string, string]> {

@@ -41,15 +41,6 @@ export function clientAuthentication(options: ProviderOptions): client.ClientAut
   }
 }
 
-/**
- * http: is allowed for loopback hosts only (local development and tests). Names under `localhost`
- * (`acme.localhost`) are loopback too (RFC 6761 §6.3), as browsers treat them: a URL template
- * `http://{subdomain}.localhost:port/...` stands in for a provider's per-customer hosts.
- */
-export function isLoopback(url: URL): boolean {
-  return ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname) || url.hostname.endsWith('.localhost');
-}
-
 export interface OpenIdSettings {
   scopes: readonly string[];
   authorizationParams: Readonly<Record<string, string>>;

@@ -59,8 +59,6 @@ export interface ProviderClient {
  * ```
  */
 export interface ProviderDefinition {
-  /** What kind of provider this is ('oidc', 'oauth2', a preset's name): for messages only. */
-  readonly kind: string;
   readonly clientId: string;
   readonly scopes: readonly string[];
   readonly pkce: boolean;
