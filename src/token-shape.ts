@@ -6,7 +6,7 @@
 export interface StoredTokens {
   accessToken: string;
   tokenType: string;
-  /** Epoch seconds. */
+  /** Epoch seconds; absent when the provider gives no lifetime (valid until revoked). */
   expiresAt?: number | undefined;
   /** Epoch seconds, when these tokens arrived (with `expiresAt`, their lifetime). */
   obtainedAt?: number | undefined;
@@ -14,6 +14,8 @@ export interface StoredTokens {
   /** Epoch seconds, when the provider says when the refresh token expires. */
   refreshExpiresAt?: number | undefined;
   scope?: string | undefined;
+  /** Only once validated (openid-client, at login or refresh): its claims are read from it. */
   idToken?: string | undefined;
+  /** Provider fields this library has no name for (Pipedrive's `api_domain`, ...). */
   extras: Record<string, unknown>;
 }
