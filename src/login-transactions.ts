@@ -119,7 +119,7 @@ export class LoginTransactions {
     for (const cookieName of SLOT_NAMES.map((slot) => this.#cookieName(slot))) {
       const sealed = cookies.get(cookieName);
       if (sealed !== undefined)
-        pending.push({ cookieName, transaction: await this.#sealer.unseal<Transaction>(sealed, { cache: false }) });
+        pending.push({ cookieName, transaction: this.#sealer.unseal<Transaction>(sealed, { cache: false }) });
     }
     return pending;
   }

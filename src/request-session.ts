@@ -180,7 +180,7 @@ abstract class BaseSession {
     const { cookies } = this.source;
     const sealed = cookies ? readChunked(cookies, this.cookieName(provider)) : undefined;
     if (sealed === undefined) return undefined;
-    const record = await this.sealer.unseal<CookieRecord>(sealed, { cache: true });
+    const record = this.sealer.unseal<CookieRecord>(sealed, { cache: true });
     return record && { record, sealed };
   }
 
@@ -421,13 +421,13 @@ class ServerSession extends BaseSession implements RequestSession {
     const sealed = (await guard(() => this.#store.get(key, [provider])))[provider];
     if (sealed === undefined) return undefined;
     // Stryker disable next-line BooleanLiteral: the unseal cache saves work, never changes what is read.
-    return { sealed, tokens: await this.sealer.unseal<StoredTokens>(sealed, { cache: true }) };
+    return { sealed, tokens: this.sealer.unseal<StoredTokens>(sealed, { cache: true }) };
   }
 
   async #unsealAll(sealed: Readonly<Record<string, string>>): Promise<TokenRecord> {
     const record: Record<string, StoredTokens> = {};
     for (const [provider, value] of Object.entries(sealed)) {
-      const tokens = await this.sealer.unseal<StoredTokens>(value, { cache: true });
+      const tokens = this.sealer.unseal<StoredTokens>(value, { cache: true });
       if (tokens) record[provider] = tokens;
     }
     return record;
