@@ -1,16 +1,17 @@
 /**
- * Opens iron-session's seals (iron's `Fe26.2` format, iron-session's `~2` version suffix) with
- * node:crypto's synchronous primitives: ~40 us where iron-session's WebCrypto path takes ~0.7 ms
- * and @hapi/iron's (asynchronous pbkdf2 on the thread pool) ~0.25 ms, measured on these machines.
- * That is the whole cost of a request carrying a session this process has not opened before (every
- * request behind a load balancer with more users than the cache holds), hence hand-written.
+ * iron-session's seals (iron's `Fe26.2` format, iron-session's `~2` version suffix), made and
+ * opened with node:crypto's synchronous primitives: ~40 us to open where iron-session's WebCrypto
+ * path takes ~0.7 ms and @hapi/iron's (asynchronous pbkdf2 on the thread pool) ~0.25 ms, measured
+ * on these machines. Opening is the whole cost of a request carrying a session this process has not
+ * opened before (every request behind a load balancer with more users than the cache holds), and
+ * sealing that of every login and refresh: hence hand-written.
  *
- * Only the reading side: sealing stays with iron-session, the format's reference. Nothing here is a
- * cipher or a MAC of our own: PBKDF2-SHA1 (1 iteration, 32 bytes, the salt's text as salt),
- * HMAC-SHA256 and AES-256-CBC come from node:crypto, with the parameters iron's defaults fix.
- * Tests prove the two ways round against iron-session itself (test/iron.test.ts).
+ * Nothing here is a cipher or a MAC of our own: PBKDF2-SHA1 (1 iteration, 32 bytes, a random salt's
+ * hex text as salt), HMAC-SHA256 and AES-256-CBC come from node:crypto, with the parameters iron's
+ * defaults fix. iron-session stays the format's reference: tests prove both directions against it,
+ * password rotation included (test/iron.test.ts).
  */
-import { createDecipheriv, createHmac, pbkdf2Sync, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 
 import type { Secret } from './session.js';
 
@@ -18,6 +19,27 @@ const MAC_PREFIX = 'Fe26.2';
 const VERSION_SUFFIX = '~2';
 // iron lets a seal outlive its expiration by this much clock skew, as iron-session does.
 const SKEW_MS = 60_000;
+
+/**
+ * `value` as JSON, sealed as iron-session's `sealData` seals it: under the highest password id, and
+ * expiring (by iron's clock) `ttlSeconds` from now, never when 0.
+ */
+export function sealIron(value: unknown, passwords: Secret, ttlSeconds: number, now = Date.now()): string {
+  const byId = typeof passwords === 'string' ? { 1: passwords } : passwords;
+  const id = String(Math.max(...Object.keys(byId).map(Number)));
+  const password = byId[id] as string;
+  const encryptionSalt = randomSalt();
+  const iv = randomBytes(16);
+  const cipher = createCipheriv('aes-256-cbc', key(password, encryptionSalt), iv);
+  const encrypted = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+  const expiration = ttlSeconds > 0 ? String(now + ttlSeconds * 1000) : '';
+  const macBase = [MAC_PREFIX, id, encryptionSalt, iv.toString('base64url'), encrypted.toString('base64url'), expiration].join(
+    '*',
+  );
+  const macSalt = randomSalt();
+  const mac = createHmac('sha256', key(password, macSalt)).update(macBase).digest('base64url');
+  return `${macBase}*${macSalt}*${mac}${VERSION_SUFFIX}`;
+}
 
 /**
  * The JSON a seal holds, or undefined when it is malformed, tampered, sealed with a password
@@ -61,6 +83,11 @@ export function unsealIron(sealed: string, passwords: Secret, now = Date.now()):
 function passwordFor(passwords: Secret, id: string): string | undefined {
   const byId = typeof passwords === 'string' ? { 1: passwords } : passwords;
   return Object.hasOwn(byId, id || 'default') ? byId[id || 'default'] : undefined;
+}
+
+/** 256 random bits as hex, as iron draws its salts. */
+function randomSalt(): string {
+  return randomBytes(32).toString('hex');
 }
 
 function key(password: string, salt: string): Buffer {

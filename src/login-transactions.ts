@@ -53,7 +53,7 @@ export class LoginTransactions {
   /** Seals a new login of `name` into a free slot (or the oldest login's). */
   async open(name: string, checks: LoginChecks, returnTo: string, cookies: RequestCookies): Promise<void> {
     const transaction: Transaction = { provider: name, ...checks, returnTo, createdAt: Date.now() };
-    const sealed = await this.#sealer.seal(transaction, TRANSACTION_TTL_SECONDS, { cache: false });
+    const sealed = this.#sealer.seal(transaction, TRANSACTION_TTL_SECONDS, { cache: false });
     cookies.set(await this.#freeSlot(cookies), sealed, this.#attributes(name));
   }
 

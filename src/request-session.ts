@@ -187,7 +187,7 @@ abstract class BaseSession {
   /** Seals a provider's session cookie's value (undefined: the cookie goes). */
   protected async sealCookie(record: CookieRecord | undefined): Promise<string | undefined> {
     // Stryker disable next-line BooleanLiteral: the unseal cache saves work, never changes what is read.
-    return record && (await this.sealer.seal(record, this.config.sessionMaxAgeSeconds, { cache: true }));
+    return record && this.sealer.seal(record, this.config.sessionMaxAgeSeconds, { cache: true });
   }
 
   /** Writes (or with `undefined`, deletes) a provider's session cookie. */
@@ -448,7 +448,7 @@ class ServerSession extends BaseSession implements RequestSession {
     const unknown = key === this.#sids.get(provider) ? this.config.sessionMaxAgeSeconds : UNKNOWN_LIFETIME_SECONDS;
     const ttl = Math.min(lifetime(tokens) ?? unknown, UNKNOWN_LIFETIME_SECONDS);
     // Stryker disable next-line BooleanLiteral: the unseal cache saves work, never changes what is read.
-    const sealed = await this.sealer.seal(tokens, ttl, { cache: true });
+    const sealed = this.sealer.seal(tokens, ttl, { cache: true });
     const fence = unwritten.get(tokens);
     const putIf = store.putIf?.bind(store);
     if (fence?.key === key && putIf) {

@@ -1,13 +1,11 @@
 /**
- * Sealing (iron-session's format) and the cookies this library writes: the login transactions and
- * the session. Sealing goes through iron-session, opening through iron.ts (the same format with
- * node:crypto's synchronous primitives, ~40 us where iron-session takes ~0.7 ms); a given sealed
- * value is still opened at most once per process and nothing is opened until a request asks.
+ * Sealing (iron-session's format, through iron.ts) and the cookies this library writes: the login
+ * transactions and the session. Opening a seal costs ~40 us of CPU, so a given sealed value is
+ * still opened at most once per process and nothing is opened until a request asks.
  */
 import { parse as parseCookieHeader, type SerializeOptions, serialize as serializeCookie } from 'cookie';
-import { sealData } from 'iron-session';
 import { LRUCache } from 'lru-cache';
-import { unsealIron } from './iron.js';
+import { sealIron, unsealIron } from './iron.js';
 
 export type Secret = string | Readonly<Record<string, string>>;
 
@@ -36,12 +34,12 @@ export class Sealer {
     this.#password = password;
   }
 
-  async seal<T extends object>(data: T, ttlSeconds: number, options: { cache: boolean }): Promise<string> {
+  seal<T extends object>(data: T, ttlSeconds: number, options: { cache: boolean }): string {
     const envelope: Envelope<T> = { exp: nowSeconds() + ttlSeconds, data: deepFreeze(data) };
     this.stats.seals++;
-    // iron-session's own ttl is a second, independent expiry check. It allows a minute of clock
+    // iron's own expiration is a second, independent expiry check. It allows a minute of clock
     // skew past it, so it never ends a value before `exp` does.
-    const sealed = await sealData(envelope, { password: this.#password, ttl: ttlSeconds });
+    const sealed = sealIron(envelope, this.#password, ttlSeconds);
     if (options.cache) this.#cache.set(sealed, envelope);
     return sealed;
   }

@@ -5,13 +5,15 @@
  * - whatever iron-session refuses, it refuses: another password, a dropped id, a tampered character
  *   anywhere, a seal past its expiration by more than iron's minute of skew, another version suffix,
  *   a truncated or padded seal; and it accepts a seal within that minute, as iron-session does;
- * - the sealer (src/session.ts) opens through it: a value this library seals opens with
+ * - whatever sealIron seals, iron-session opens to the same JSON (property test), under the highest
+ *   password id of a rotated set, expiring by iron's clock when iron-session's own seals would;
+ * - the sealer (src/session.ts) seals and opens through them: a value this library seals opens with
  *   iron-session's `unsealData`, and one iron-session seals opens here.
  */
 import fc from 'fast-check';
 import { sealData, unsealData } from 'iron-session';
 import { describe, expect, it } from 'vitest';
-import { unsealIron } from '../src/iron.js';
+import { sealIron, unsealIron } from '../src/iron.js';
 import { Sealer } from '../src/session.js';
 
 const ONE = 'the-first-password-at-least-32-characters';
@@ -93,22 +95,60 @@ describe('unsealIron', () => {
   });
 });
 
+describe('sealIron', () => {
+  it('seals what iron-session opens, any JSON', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.dictionary(fc.string(), fc.jsonValue()), async (value) => {
+        const sealed = sealIron(value, ONE, 3600);
+        expect(await unsealData(sealed, { password: ONE, ttl: 0 })).toEqual(JSON.parse(JSON.stringify(value)));
+        expect(unsealIron(sealed, ONE)).toEqual(JSON.parse(JSON.stringify(value)));
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('seals under the highest password id, as iron-session does, with fresh salts every time', async () => {
+    const sealed = sealIron({ v: 2 }, { 2: TWO, 10: ONE, 1: TWO }, 3600);
+    expect(sealed.split('*')[1]).toBe('10');
+    expect(await unsealData(sealed, { password: { 10: ONE }, ttl: 0 })).toEqual({ v: 2 });
+    expect(await ironSessionOpens(sealed, { 2: TWO, 1: TWO })).toEqual({});
+    expect(sealIron({ v: 1 }, ONE, 60).split('*')[1]).toBe('1');
+    const [again, other] = [sealIron({ v: 2 }, ONE, 3600), sealIron({ v: 2 }, ONE, 3600)];
+    expect(again).not.toBe(other);
+    expect(new Set([...again.split('*').slice(2, 5), ...other.split('*').slice(2, 5)]).size).toBe(6);
+  });
+
+  it("expires by iron's clock as iron-session's own seals do, and never with a ttl of 0", async () => {
+    const now = Date.now();
+    const ours = sealIron({ v: 1 }, ONE, 10, now);
+    expect(Number(ours.split('*')[5])).toBe(now + 10_000);
+    const theirs = await sealData({ v: 1 }, { password: ONE, ttl: 10 });
+    expect(Math.abs(Number(theirs.split('*')[5]) - (now + 10_000))).toBeLessThan(1000);
+    const stale = sealIron({ v: 1 }, ONE, 10, now - 71_000);
+    expect(await ironSessionOpens(stale, ONE)).toEqual({});
+    expect(unsealIron(stale, ONE)).toBeUndefined();
+    const forever = sealIron({ v: 1 }, ONE, 0);
+    expect(forever.split('*')[5]).toBe('');
+    expect(await unsealData(forever, { password: ONE, ttl: 0 })).toEqual({ v: 1 });
+  });
+});
+
 describe('Sealer', () => {
   it('seals what iron-session opens and opens what iron-session seals, through a password rotation', async () => {
     const before = new Sealer(ONE);
-    const sealed = await before.seal({ tokens: 'x' }, 3600, { cache: false });
+    const sealed = before.seal({ tokens: 'x' }, 3600, { cache: false });
     expect(await unsealData(sealed, { password: ONE, ttl: 0 })).toMatchObject({ data: { tokens: 'x' } });
 
     const after = new Sealer({ 1: ONE, 2: TWO });
-    expect(await after.unseal(sealed, { cache: false })).toEqual({ tokens: 'x' });
-    const resealed = await after.seal({ tokens: 'y' }, 3600, { cache: false });
+    expect(after.unseal(sealed, { cache: false })).toEqual({ tokens: 'x' });
+    const resealed = after.seal({ tokens: 'y' }, 3600, { cache: false });
     expect(await unsealData(resealed, { password: { 2: TWO }, ttl: 0 })).toMatchObject({ data: { tokens: 'y' } });
-    expect(await before.unseal(resealed, { cache: false })).toBeUndefined();
+    expect(before.unseal(resealed, { cache: false })).toBeUndefined();
 
     const fromIronSession = await sealData(
       { exp: Math.floor(Date.now() / 1000) + 60, data: { z: 1 } },
       { password: { 2: TWO }, ttl: 60 },
     );
-    expect(await after.unseal(fromIronSession, { cache: false })).toEqual({ z: 1 });
+    expect(after.unseal(fromIronSession, { cache: false })).toEqual({ z: 1 });
   });
 });

@@ -1,7 +1,7 @@
 import type { CookieTokenStore } from './types.js';
 
 /**
- * Keeps tokens sealed (iron-session) in the browser's cookies, split into chunks that each stay
+ * Keeps tokens sealed (in iron-session's format) in the browser's cookies, split into chunks that each stay
  * under 4096 bytes. The default store: nothing to install, and every instance can read it.
  * Browsers cap a site's cookies (about 4 KB each, some dozens in all), so tokens needing more than
  * `maxChunks` cookies (default 4) fail with `session_too_large` rather than a cookie silently
