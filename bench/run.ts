@@ -1,0 +1,249 @@
+/**
+ * `npm run bench`: what this library costs a request, next to the bare frameworks and to its peers,
+ * every figure from one run. The apps run in a child process (bench/server.ts), the load comes from
+ * this one (autocannon, 10 connections, loopback). Rounds alternate: each round measures every row
+ * once, and a row reports its median round, so a drift of the machine's speed reaches every row alike.
+ *
+ * Rows: bare Express 5 and bare Koa 3; a route that never reads `req.oauth`; `requireToken` +
+ * `getToken` warm (one session, opened once) and cold (every request carries a session the process
+ * has not opened: more distinct ones than any cache holds, in turn) on the cookie, memory and Redis
+ * stores, on Express and on Koa; express-openid-connect and express-session + passport on an
+ * equivalent logged-in route. Then a refresh storm (concurrent requests on one expired token, the
+ * provider answering after 50 ms: the token requests it saw, and p99), and the resident memory of
+ * the server after serving 100,000 distinct sessions (memory store).
+ *
+ * Writes the table to bench/results.md. `BENCH_SMOKE=1` runs every part for a moment, to prove the
+ * harness works (the test suite does), and writes nothing. Environment: BENCH_SECONDS (per row and
+ * round, default 5), BENCH_ROUNDS (default 3), BENCH_SESSIONS (memory, default 100000),
+ * BENCH_REDIS_URL.
+ */
+import { fork } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { availableParallelism, cpus } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import autocannon from 'autocannon';
+import { completeLogin } from '../test/support/authorization-server.js';
+
+const SMOKE = process.env.BENCH_SMOKE === '1';
+const SECONDS = SMOKE ? 0.3 : Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = 10;
+// More than the unseal cache holds (5,000), so that in turn none is still cached when it comes back.
+const COLD_SESSIONS = SMOKE ? 20 : 8000;
+const STORM = SMOKE ? 20 : 200;
+const MEMORY_SESSIONS = SMOKE ? 200 : Number(process.env.BENCH_SESSIONS ?? 100_000);
+
+interface Row {
+  name: string;
+  url: string;
+  /** The bare framework this row is compared with. */
+  baseline: 'express' | 'koa';
+  /** One cookie header for every request, or one per request in turn. */
+  cookies?: string[];
+}
+
+interface Measure {
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+type Message =
+  { type: 'ready'; urls: Record<string, string> } | { type: 'memory'; rss: number } | { type: 'tokenRequests'; count: number };
+
+// The server side, and a way to ask it a question over IPC.
+const child = fork(new URL('./server.ts', import.meta.url), {
+  execArgv: ['--import', 'tsx', '--expose-gc'],
+  stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+});
+// oidc-provider's development warnings (the demo provider, for express-openid-connect) are noise here.
+child.stderr?.on('data', (chunk: Buffer) => {
+  const lines = chunk
+    .toString()
+    .split('\n')
+    .filter((line) => line !== '' && !line.includes('oidc-provider WARNING'));
+  if (lines.length > 0) console.error(lines.join('\n'));
+});
+function ask<T extends Message['type']>(type: T, question: string = type): Promise<Extract<Message, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`bench server: no ${type} answer`)), 60_000);
+    const listen = (message: Message) => {
+      if (message.type !== type) return;
+      clearTimeout(timer);
+      child.off('message', listen);
+      resolve(message as Extract<Message, { type: T }>);
+    };
+    child.on('message', listen);
+    if (question !== 'ready') child.send({ type: question });
+  });
+}
+child.on('exit', (code) => {
+  if (code) {
+    console.error(`bench server exited with ${code}`);
+    process.exit(1);
+  }
+});
+const { urls } = await ask('ready', 'ready');
+const url = (name: string) => urls[name] as string;
+
+/** The cookie header a response's Set-Cookie lines make. */
+function cookieOf(response: Response): string {
+  return response.headers
+    .getSetCookie()
+    .map((line) => line.split(';')[0])
+    .join('; ');
+}
+
+/** Signs in `count` sessions through the app's `/bench/login` (imported tokens), ten at a time. */
+async function sessions(base: string, count: number, query = ''): Promise<string[]> {
+  const made: string[] = [];
+  const next = async (): Promise<void> => {
+    while (made.length < count) {
+      const response = await fetch(`${base}/bench/login${query}`);
+      if (!response.ok) throw new Error(`${base}/bench/login: ${response.status}`);
+      made.push(cookieOf(response));
+    }
+  };
+  await Promise.all(Array.from({ length: 10 }, next));
+  return made.slice(0, count);
+}
+
+/** Signs in to express-openid-connect through the demo provider, as a browser would. */
+async function eocSession(base: string): Promise<string> {
+  const login = await fetch(`${base}/login`, { redirect: 'manual' });
+  const callback = await completeLogin(login.headers.get('location') as string);
+  const landed = await fetch(callback, { redirect: 'manual', headers: { cookie: cookieOf(login) } });
+  if (landed.status !== 302) throw new Error(`express-openid-connect callback: ${landed.status}`);
+  return cookieOf(landed);
+}
+
+async function measure(row: Row, seconds: number): Promise<Measure> {
+  const cookies = row.cookies ?? [];
+  let turn = 0;
+  const result = await autocannon({
+    url: `${row.url}/${row.name === 'bare Express 5' || row.name === 'bare Koa 3' || row.name.includes('untouched') ? 'plain' : 'token'}`,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [
+      {
+        setupRequest: (request) => {
+          const cookie = cookies[turn++ % Math.max(cookies.length, 1)];
+          return cookie ? { ...request, headers: { ...request.headers, cookie } } : request;
+        },
+      },
+    ],
+  });
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${row.name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
+}
+
+// The sessions every row needs, made before any measuring.
+const rows: Row[] = [
+  { name: 'bare Express 5', url: url('express'), baseline: 'express' },
+  { name: 'bare Koa 3', url: url('koa'), baseline: 'koa' },
+];
+for (const framework of ['express', 'koa'] as const) {
+  const label = framework === 'express' ? 'Express' : 'Koa';
+  rows.push({ name: `${label}: untouched route`, url: url(`${framework}-cookie`), baseline: framework });
+  for (const store of ['cookie', 'memory', 'redis']) {
+    const base = url(`${framework}-${store}`);
+    // Express and Koa share each store's OAuth instance: sessions are signed in once, on Express.
+    const signIn = url(`express-${store}`);
+    const cold = await sessions(signIn, COLD_SESSIONS);
+    rows.push({ name: `${label}: getToken, ${store} store, warm`, url: base, baseline: framework, cookies: cold.slice(0, 1) });
+    rows.push({ name: `${label}: getToken, ${store} store, cold`, url: base, baseline: framework, cookies: cold });
+  }
+}
+rows.push({
+  name: 'express-openid-connect, logged-in route',
+  url: url('express-openid-connect'),
+  baseline: 'express',
+  cookies: [await eocSession(url('express-openid-connect'))],
+});
+rows.push({
+  name: 'express-session + passport, logged-in route',
+  url: url('passport'),
+  baseline: 'express',
+  cookies: await sessions(url('passport'), 1),
+});
+
+// Warm-up (JIT, connections), then the rounds.
+if (!SMOKE) for (const row of rows) await measure(row, 1);
+const rounds = new Map<Row, Measure[]>(rows.map((row) => [row, []]));
+for (let round = 0; round < ROUNDS; round++) {
+  for (const row of rows) rounds.get(row)?.push(await measure(row, SECONDS));
+}
+const median = (row: Row): Measure => {
+  const sorted = [...(rounds.get(row) ?? [])].sort((a, b) => a.rps - b.rps);
+  return sorted[Math.floor(sorted.length / 2)] as Measure;
+};
+const bare = { express: median(rows[0] as Row).rps, koa: median(rows[1] as Row).rps };
+
+/** `count` requests at once on one session whose access token expired: the refreshes the provider saw, and p99. */
+async function storm(store: string): Promise<{ tokenRequests: number; p99: number; max: number }> {
+  const [cookie] = await sessions(url(`express-${store}`), 1, '?expired');
+  const before = (await ask('tokenRequests')).count;
+  const { hostname, port } = new URL(url(`express-${store}`));
+  const once = () =>
+    new Promise<number>((resolve, reject) => {
+      const start = performance.now();
+      const req = httpRequest({ hostname, port, path: '/token', agent: false, headers: { cookie } }, (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(performance.now() - start) : reject(new Error(`storm: ${res.statusCode}`)),
+        );
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const latencies = (await Promise.all(Array.from({ length: STORM }, once))).sort((a, b) => a - b);
+  const tokenRequests = (await ask('tokenRequests')).count - before;
+  return { tokenRequests, p99: latencies[Math.ceil(latencies.length * 0.99) - 1] as number, max: latencies.at(-1) as number };
+}
+const storms = { cookie: await storm('cookie'), redis: await storm('redis') };
+
+// Resident memory before and after serving that many distinct sessions (each request signs one in).
+const rssBefore = (await ask('memory')).rss;
+const served = await autocannon({
+  url: `${url('express-memory')}/bench/login`,
+  connections: CONNECTIONS,
+  amount: MEMORY_SESSIONS,
+});
+if (served.non2xx > 0 || served.errors > 0) throw new Error(`memory: ${served.non2xx} non-2xx, ${served.errors} errors`);
+const rssAfter = (await ask('memory')).rss;
+
+await new Promise<void>((resolve) => {
+  child.once('exit', () => resolve());
+  child.send({ type: 'close' });
+});
+
+// The table.
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+const lines = [
+  `${new Date().toISOString().slice(0, 10)}, Node ${process.versions.node}, ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown'}); ` +
+    `${CONNECTIONS} connections on loopback, ${ROUNDS} alternating rounds of ${SECONDS} s per row, the median round shown.`,
+  '',
+  '| route | req/s | p50 ms | p99 ms | ratio to bare framework |',
+  '| --- | ---: | ---: | ---: | ---: |',
+  ...rows.map((row) => {
+    const { rps, p50, p99 } = median(row);
+    return `| ${row.name} | ${rps.toFixed(0)} | ${p50} | ${p99} | ${(rps / bare[row.baseline]).toFixed(2)} |`;
+  }),
+  '',
+  `Refresh storm: ${STORM} concurrent requests on one expired token, the provider answering after 50 ms:`,
+  ...Object.entries(storms).map(
+    ([store, s]) =>
+      `- ${store} store: ${s.tokenRequests} token request(s) at the provider; p99 ${s.p99.toFixed(0)} ms, slowest ${s.max.toFixed(0)} ms.`,
+  ),
+  '',
+  `Memory: the server's resident set ${mib(rssBefore)} before and ${mib(rssAfter)} after serving ${MEMORY_SESSIONS.toLocaleString('en')} ` +
+    'distinct sessions on the memory store (after a garbage collection).',
+];
+const table = lines.join('\n');
+console.log(`\n${table}`);
+if (!SMOKE) {
+  writeFileSync(
+    new URL('./results.md', import.meta.url),
+    `# Benchmark results\n\nWritten by \`npm run bench\` (bench/run.ts); see README, Performance.\n\n${table}\n`,
+  );
+}
