@@ -1,7 +1,7 @@
 /**
  * The suite as StrykerJS runs it against each mutant: the tests that exercise this process's code.
  * Left out, each for a reason: tests whose code under test runs in other processes (the starters,
- * the packed package, the multi-instance workers), where a mutant switched on in this process is
+ * the packed package, the multi-instance workers, the benchmark's smoke), where a mutant switched on in this process is
  * not active; and the bulk runs (fuzzing, the rotation soak), whose properties the named tests
  * pin case by case and which would cost a minute per mutant.
  */
@@ -20,6 +20,7 @@ export default mergeConfig(
         'test/multi-instance.test.ts',
         'test/fuzz.test.ts',
         'test/soak.test.ts',
+        'test/bench-smoke.test.ts',
         '**/node_modules/**',
       ],
     },
