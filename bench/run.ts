@@ -15,7 +15,9 @@
  * Writes the table to bench/results.md. `BENCH_SMOKE=1` runs every part for a moment, to prove the
  * harness works (the test suite does), and writes nothing. Environment: BENCH_SECONDS (per row and
  * round, default 5), BENCH_ROUNDS (default 3), BENCH_SESSIONS (memory, default 100000),
- * BENCH_REDIS_URL.
+ * BENCH_REDIS_URL; BENCH_ONLY (a regular expression: only the rows whose names match, besides the
+ * bare frameworks, and no results.md) and BENCH_PROFILE (a folder: the server writes a CPU profile
+ * there, `node --cpu-prof`, to open in Chrome's DevTools).
  */
 import { fork } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
@@ -31,6 +33,7 @@ const CONNECTIONS = 10;
 // More than the unseal cache holds (5,000), so that in turn none is still cached when it comes back.
 const COLD_SESSIONS = SMOKE ? 20 : 8000;
 const STORM = SMOKE ? 20 : 200;
+const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
 const MEMORY_SESSIONS = SMOKE ? 200 : Number(process.env.BENCH_SESSIONS ?? 100_000);
 
 interface Row {
@@ -53,7 +56,12 @@ type Message =
 
 // The server side, and a way to ask it a question over IPC.
 const child = fork(new URL('./server.ts', import.meta.url), {
-  execArgv: ['--import', 'tsx', '--expose-gc'],
+  execArgv: [
+    '--import',
+    'tsx',
+    '--expose-gc',
+    ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+  ],
   stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
 });
 // oidc-provider's development warnings (the demo provider, for express-openid-connect) are noise here.
@@ -137,35 +145,46 @@ async function measure(row: Row, seconds: number): Promise<Measure> {
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
 }
 
-// The sessions every row needs, made before any measuring.
-const rows: Row[] = [
+// The rows; the sessions they need are made (once per store) before any measuring.
+const signedIn = new Map<string, Promise<string[]>>();
+/** `count` sessions signed in on `app`, the same ones for every row that asks the same. */
+const sessionsOf = (app: string, count: number) => () => {
+  if (!signedIn.has(app)) signedIn.set(app, sessions(url(app), count));
+  return signedIn.get(app) as Promise<string[]>;
+};
+const one = (cookies: () => Promise<string[]>) => async () => (await cookies()).slice(0, 1);
+const planned: Array<Omit<Row, 'cookies'> & { cookies?: () => Promise<string[]> }> = [
   { name: 'bare Express 5', url: url('express'), baseline: 'express' },
   { name: 'bare Koa 3', url: url('koa'), baseline: 'koa' },
 ];
 for (const framework of ['express', 'koa'] as const) {
   const label = framework === 'express' ? 'Express' : 'Koa';
-  rows.push({ name: `${label}: untouched route`, url: url(`${framework}-cookie`), baseline: framework });
+  planned.push({ name: `${label}: untouched route`, url: url(`${framework}-cookie`), baseline: framework });
   for (const store of ['cookie', 'memory', 'redis']) {
-    const base = url(`${framework}-${store}`);
     // Express and Koa share each store's OAuth instance: sessions are signed in once, on Express.
-    const signIn = url(`express-${store}`);
-    const cold = await sessions(signIn, COLD_SESSIONS);
-    rows.push({ name: `${label}: getToken, ${store} store, warm`, url: base, baseline: framework, cookies: cold.slice(0, 1) });
-    rows.push({ name: `${label}: getToken, ${store} store, cold`, url: base, baseline: framework, cookies: cold });
+    const cold = sessionsOf(`express-${store}`, COLD_SESSIONS);
+    const base = url(`${framework}-${store}`);
+    planned.push({ name: `${label}: getToken, ${store} store, warm`, url: base, baseline: framework, cookies: one(cold) });
+    planned.push({ name: `${label}: getToken, ${store} store, cold`, url: base, baseline: framework, cookies: cold });
   }
 }
-rows.push({
+planned.push({
   name: 'express-openid-connect, logged-in route',
   url: url('express-openid-connect'),
   baseline: 'express',
-  cookies: [await eocSession(url('express-openid-connect'))],
+  cookies: async () => [await eocSession(url('express-openid-connect'))],
 });
-rows.push({
+planned.push({
   name: 'express-session + passport, logged-in route',
   url: url('passport'),
   baseline: 'express',
-  cookies: await sessions(url('passport'), 1),
+  cookies: sessionsOf('passport', 1),
 });
+const rows: Row[] = [];
+for (const [index, { cookies, ...row }] of planned.entries()) {
+  if (index >= 2 && ONLY && !ONLY.test(row.name)) continue;
+  rows.push({ ...row, ...(cookies ? { cookies: await cookies() } : {}) });
+}
 
 // Warm-up (JIT, connections), then the rounds.
 if (!SMOKE) for (const row of rows) await measure(row, 1);
@@ -200,17 +219,20 @@ async function storm(store: string): Promise<{ tokenRequests: number; p99: numbe
   const tokenRequests = (await ask('tokenRequests')).count - before;
   return { tokenRequests, p99: latencies[Math.ceil(latencies.length * 0.99) - 1] as number, max: latencies.at(-1) as number };
 }
-const storms = { cookie: await storm('cookie'), redis: await storm('redis') };
+const storms = !ONLY || ONLY.test('storm') ? { cookie: await storm('cookie'), redis: await storm('redis') } : undefined;
 
-// Resident memory before and after serving that many distinct sessions (each request signs one in).
-const rssBefore = (await ask('memory')).rss;
-const served = await autocannon({
-  url: `${url('express-memory')}/bench/login`,
-  connections: CONNECTIONS,
-  amount: MEMORY_SESSIONS,
-});
-if (served.non2xx > 0 || served.errors > 0) throw new Error(`memory: ${served.non2xx} non-2xx, ${served.errors} errors`);
-const rssAfter = (await ask('memory')).rss;
+/** The server's resident set before and after serving that many distinct sessions (each request signs one in). */
+async function memory(): Promise<{ before: number; after: number }> {
+  const before = (await ask('memory')).rss;
+  const served = await autocannon({
+    url: `${url('express-memory')}/bench/login`,
+    connections: CONNECTIONS,
+    amount: MEMORY_SESSIONS,
+  });
+  if (served.non2xx > 0 || served.errors > 0) throw new Error(`memory: ${served.non2xx} non-2xx, ${served.errors} errors`);
+  return { before, after: (await ask('memory')).rss };
+}
+const resident = !ONLY || ONLY.test('memory') ? await memory() : undefined;
 
 await new Promise<void>((resolve) => {
   child.once('exit', () => resolve());
@@ -229,19 +251,27 @@ const lines = [
     const { rps, p50, p99 } = median(row);
     return `| ${row.name} | ${rps.toFixed(0)} | ${p50} | ${p99} | ${(rps / bare[row.baseline]).toFixed(2)} |`;
   }),
-  '',
-  `Refresh storm: ${STORM} concurrent requests on one expired token, the provider answering after 50 ms:`,
-  ...Object.entries(storms).map(
-    ([store, s]) =>
-      `- ${store} store: ${s.tokenRequests} token request(s) at the provider; p99 ${s.p99.toFixed(0)} ms, slowest ${s.max.toFixed(0)} ms.`,
-  ),
-  '',
-  `Memory: the server's resident set ${mib(rssBefore)} before and ${mib(rssAfter)} after serving ${MEMORY_SESSIONS.toLocaleString('en')} ` +
-    'distinct sessions on the memory store (after a garbage collection).',
+  ...(storms
+    ? [
+        '',
+        `Refresh storm: ${STORM} concurrent requests on one expired token, the provider answering after 50 ms:`,
+        ...Object.entries(storms).map(
+          ([store, s]) =>
+            `- ${store} store: ${s.tokenRequests} token request(s) at the provider; p99 ${s.p99.toFixed(0)} ms, slowest ${s.max.toFixed(0)} ms.`,
+        ),
+      ]
+    : []),
+  ...(resident
+    ? [
+        '',
+        `Memory: the server's resident set ${mib(resident.before)} before and ${mib(resident.after)} after serving ` +
+          `${MEMORY_SESSIONS.toLocaleString('en')} distinct sessions on the memory store (after a garbage collection).`,
+      ]
+    : []),
 ];
 const table = lines.join('\n');
 console.log(`\n${table}`);
-if (!SMOKE) {
+if (!SMOKE && !ONLY) {
   writeFileSync(
     new URL('./results.md', import.meta.url),
     `# Benchmark results\n\nWritten by \`npm run bench\` (bench/run.ts); see README, Performance.\n\n${table}\n`,

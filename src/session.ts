@@ -73,7 +73,8 @@ export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-function deepFreeze<T>(value: T): T {
+/** Freezes `value` and every object it holds. */
+export function deepFreeze<T>(value: T): T {
   // Primitives, null and undefined count as frozen: only objects are walked.
   if (!Object.isFrozen(value)) {
     Object.freeze(value);

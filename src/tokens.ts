@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { isOAuthError, OAuthError } from './errors.js';
-import { nowSeconds } from './session.js';
+import { deepFreeze, nowSeconds } from './session.js';
 import type { StoredTokens } from './stores/types.js';
 
 /**
@@ -101,16 +101,27 @@ export function toStored(tokens: StoredTokens, previous?: StoredTokens): StoredT
   };
 }
 
+// One frozen view per stored token set, built at its first use: stored tokens never change (a
+// refresh makes new ones), so every request reading the same ones (the unseal cache hands out one
+// object per cookie value) shares it, and an ID token's claims are decoded once, not per call.
+const views = new WeakMap<StoredTokens, TokenSet>();
+
+/** The app's view of stored tokens (`getToken`'s answer): frozen, shared, without the refresh token. */
 export function toTokenSet(tokens: StoredTokens): TokenSet {
-  return {
-    accessToken: tokens.accessToken,
-    tokenType: tokens.tokenType,
-    expiresAt: tokens.expiresAt,
-    scope: tokens.scope,
-    idToken: tokens.idToken,
-    claims: claimsOf(tokens),
-    extras: { ...tokens.extras },
-  };
+  let view = views.get(tokens);
+  if (!view) {
+    view = deepFreeze({
+      accessToken: tokens.accessToken,
+      tokenType: tokens.tokenType,
+      expiresAt: tokens.expiresAt,
+      scope: tokens.scope,
+      idToken: tokens.idToken,
+      claims: claimsOf(tokens),
+      extras: { ...tokens.extras },
+    });
+    views.set(tokens, view);
+  }
+  return view;
 }
 
 /**

@@ -10,7 +10,8 @@
  *   and it is read until that second, on this instance and on one that never saw it, not at it;
  * - cookies whose names no Set-Cookie can carry, planted beside a chunked session, are neither
  *   deleted nor written back, while the session shrinks or is deleted chunk by chunk;
- * - a session the app reads cannot be changed through what `getToken` returns (it is frozen);
+ * - a session the app reads cannot be changed through what `getToken` returns (it is frozen, one view
+ *   shared by every read of the same tokens);
  * - after the response head is sent, a refresh still hands out its token and a logout still ends,
  *   and `onError` says the session cookie could not be written; a token due but not expired is
  *   then not refreshed in a cookie session (its successor could not be kept), and is in a server one.
@@ -232,12 +233,22 @@ async function act(oauth: OAuthContext, action: string): Promise<string> {
   }
   const token = await oauth.getToken('p');
   if (action === 'change') {
-    const team = token.extras.team as { id: string };
-    try {
-      team.id = 'changed';
-    } catch {
-      // Frozen: the session is not the app's to change.
+    const writes = [
+      () => Object.assign(token.extras.team as { id: string }, { id: 'changed' }),
+      () => Object.assign(token.extras, { plan: 'changed' }),
+      () => Object.assign(token, { accessToken: 'changed', scope: 'changed' }),
+    ];
+    for (const write of writes) {
+      try {
+        write();
+      } catch {
+        // Frozen: the session is not the app's to change.
+      }
     }
+  }
+  if (action === 'same') {
+    const again = await oauth.getToken('p');
+    return JSON.stringify({ same: again === token, frozen: Object.isFrozen(token) && Object.isFrozen(token.extras) });
   }
   return JSON.stringify(token);
 }
@@ -358,7 +369,16 @@ describe.each(frameworks)('$name, routes of its own', ({ kind, framework }) => {
     for (const server of [issuer, other]) {
       await request(server).get('/do/change').set('cookie', session.join('; ')).expect(200);
       const again = await request(server).get('/do/token').set('cookie', session.join('; ')).expect(200);
-      expect(again.body.extras.team).toEqual({ id: 'team-1' });
+      expect(again.body.extras).toEqual({ team: { id: 'team-1' } });
+      expect(again.body.accessToken).not.toBe('changed');
+      expect(again.body.scope).toBeUndefined();
     }
+  });
+
+  it('hands every read of the same tokens one frozen view', async () => {
+    const server = await start();
+    const session = await login(server, tokens(40, 3600, { team: { id: 'team-1' } }));
+    const res = await request(server).get('/do/same').set('cookie', session.join('; ')).expect(200);
+    expect(res.body).toEqual({ same: true, frozen: true });
   });
 });
