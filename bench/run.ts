@@ -14,10 +14,11 @@
  *
  * Writes the table to bench/results.md. `BENCH_SMOKE=1` runs every part for a moment, to prove the
  * harness works (the test suite does), and writes nothing. Environment: BENCH_SECONDS (per row and
- * round, default 5), BENCH_ROUNDS (default 3), BENCH_SESSIONS (memory, default 100000),
- * BENCH_REDIS_URL; BENCH_ONLY (a regular expression: only the rows whose names match, besides the
- * bare frameworks, and no results.md) and BENCH_PROFILE (a folder: the server writes a CPU profile
- * there, `node --cpu-prof`, to open in Chrome's DevTools).
+ * round, default 5), BENCH_ROUNDS (default 3), BENCH_SESSIONS (memory, default 100000), REDIS_URL
+ * (as for the tests); BENCH_ONLY (a regular expression: only the rows it matches, besides the bare
+ * frameworks, the storm and the memory figure only when it matches `storm` or `memory`, and no
+ * results.md) and BENCH_PROFILE (a folder: the server writes a CPU profile there, `node
+ * --cpu-prof`, to open in Chrome's DevTools).
  */
 import { fork } from 'node:child_process';
 import { request as httpRequest } from 'node:http';

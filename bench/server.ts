@@ -47,7 +47,7 @@ provider.answer = async () => {
   };
 };
 
-const redis = new Redis(process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1, lazyConnect: true });
+const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1, lazyConnect: true });
 await redis.connect();
 const stores: Record<string, () => TokenStore | undefined> = {
   cookie: () => undefined,
