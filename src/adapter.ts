@@ -9,7 +9,8 @@
  *    when the head is already sent);
  * 3. per request, calls `oauth.request(request, cookies)` once, sets the framework's `req.oauth` to
  *    its `context` and keeps it on the request; its `route()` answers a `RouteResult` (status,
- *    `location`, `json`) to send for a login route, undefined for any other request;
+ *    `location`, `json`) to send for a login route, undefined for any other request (which
+ *    `isLoginRoute` tells at once, so that the adapter can pass it on without waiting);
  * 4. for `requireToken(provider)`, sends what the kept request's `guard(provider)` answers, if
  *    anything;
  * 5. renders thrown `OAuthError`s with `renderError(err, request)` (a page for browsers, JSON for

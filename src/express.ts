@@ -41,17 +41,19 @@ type WithScope = Request & { [SCOPE]?: OAuthRequest };
  */
 export function oauthMiddleware(config: OAuthConfig | OAuth): RequestHandler {
   const oauth = 'handle' in config ? config : createOAuth(config);
-  return async function oauthMiddleware(req, res, next) {
+  return function oauthMiddleware(req, res, next) {
     const scope = oauth.request(toHttpRequest(req), responseCookies(res));
     req.oauth = scope.context;
     (req as WithScope)[SCOPE] = scope;
-    try {
-      const result = await scope.route();
-      if (result) send(res, result);
-      else next();
-    } catch (err) {
-      next(err);
+    // Synchronous for every other request: no promise for Express to wait on, nothing more to run.
+    if (!scope.isLoginRoute) {
+      next();
+      return;
     }
+    scope
+      .route()
+      .then((result) => (result ? send(res, result) : next()))
+      .catch(next);
   };
 }
 

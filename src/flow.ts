@@ -25,7 +25,12 @@ export type { OAuthContext } from './request-tokens.js';
 export interface OAuthRequest {
   /** The per-request token API (`req.oauth`): nothing is read until one of its methods is called. */
   readonly context: OAuthContext;
-  /** Serves this request when it is a login route (`/:provider/login`, `/callback`, `/logout`); undefined for any other. */
+  /**
+   * Whether this request is one of the login routes (`/:provider/login`, `/callback`, `/logout`).
+   * When false, `route()` answers undefined: an adapter may pass the request on at once.
+   */
+  readonly isLoginRoute: boolean;
+  /** Serves this request when it is a login route; undefined for any other. */
   route(): Promise<RouteResult | undefined>;
   /**
    * What `requireToken(provider)` answers: undefined when a token can be had (refreshed if due);
@@ -94,9 +99,11 @@ export function createOAuth(input: OAuthConfig): OAuth {
     const cookies = new Cookies(header(httpRequest, 'cookie'), response);
     const session = requestSession(httpRequest, cookies);
     const context = new RequestTokens(parts, session);
+    const matched = routes.match(httpRequest);
     return {
       context,
-      route: () => routes.handle(httpRequest, cookies, session, context),
+      isLoginRoute: matched !== undefined,
+      route: async () => (matched ? routes.handle(matched, httpRequest, cookies, session, context) : undefined),
       guard: (provider) => routes.guard(context, provider, httpRequest),
     };
   }

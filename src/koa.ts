@@ -39,13 +39,13 @@ type WithScope = Context & { [SCOPE]?: OAuthRequest };
  */
 export function oauthMiddleware(config: OAuthConfig | OAuth): Middleware {
   const oauth = 'handle' in config ? config : createOAuth(config);
-  return async function oauthMiddleware(ctx, next) {
+  return function oauthMiddleware(ctx, next) {
     const scope = oauth.request(toHttpRequest(ctx), responseCookies(ctx));
     ctx.oauth = scope.context;
     (ctx as WithScope)[SCOPE] = scope;
-    const result = await scope.route();
-    if (result) send(ctx, result);
-    else await next();
+    // Every other request goes straight on: no promise of ours for Koa to wait on.
+    if (!scope.isLoginRoute) return next();
+    return scope.route().then((result) => (result ? send(ctx, result) : next()));
   };
 }
 

@@ -85,15 +85,19 @@ export class LoginRoutes {
     return { status: 302, location: safeReturnTo(query.get('returnTo') ?? bodyReturnTo) ?? this.#config.afterLogin };
   }
 
-  /** Serves `GET /:provider/login`, `GET /:provider/callback` and `POST /:provider/logout`; undefined for any other request. */
+  /** The login route a request asks for (`GET /:provider/login`, `GET /:provider/callback`, `POST /:provider/logout`), if any. */
+  match(request: HttpRequest): Route | undefined {
+    return matchRoute(this.#config.prefix, request);
+  }
+
+  /** Serves a route `match` found. */
   async handle(
+    route: Route,
     request: HttpRequest,
     cookies: RequestCookies,
     session: RequestSession,
     context: OAuthContext,
-  ): Promise<RouteResult | undefined> {
-    const route = matchRoute(this.#config.prefix, request);
-    if (!route) return undefined;
+  ): Promise<RouteResult> {
     try {
       switch (route.action) {
         case 'login':
@@ -179,10 +183,14 @@ const ROUTE_METHODS: Readonly<Record<Action, readonly string[]>> = {
   logout: ['POST'],
 };
 
-function matchRoute(
-  prefix: string,
-  request: HttpRequest,
-): { provider: string; action: Action; query: URLSearchParams } | undefined {
+/** A login route a request asked for: the provider named in its path, the action, the query. */
+export interface Route {
+  provider: string;
+  action: Action;
+  query: URLSearchParams;
+}
+
+function matchRoute(prefix: string, request: HttpRequest): Route | undefined {
   if (!request.url.startsWith(`${prefix}/`)) return undefined;
   const url = URL.parse(request.url, 'http://local.invalid');
   // The path as resolved (dot segments gone) must still be under the prefix: `/auth/../x/login` is not ours.

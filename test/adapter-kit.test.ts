@@ -111,6 +111,7 @@ describe('an adapter written against oauth-middleware/adapter alone (node:http)'
       { method: 'GET', url: '/me', headers },
       { getSetCookie: () => written.at(-1) ?? [], setSetCookie: (values) => void written.push(values), writable: () => true },
     );
+    expect(scope.isLoginRoute).toBe(false);
     expect(await scope.route()).toBeUndefined();
     expect(await scope.context.isConnected('op')).toBe(false);
     expect(await scope.guard('op')).toEqual({
@@ -118,5 +119,27 @@ describe('an adapter written against oauth-middleware/adapter alone (node:http)'
       json: { error: 'not_connected', provider: 'op', login: '/auth/op/login?returnTo=%2Fme' },
     });
     expect(cookieReads).toBe(1);
+  });
+
+  it('tells at once which requests are login routes: the three actions, by their methods, under the prefix', () => {
+    const oauth = createOAuth({ baseUrl: BASE_URL, secret: 's'.repeat(32), providers: { op: testProvider(op) } });
+    const response = { getSetCookie: () => [], setSetCookie: () => undefined, writable: () => true };
+    const isLoginRoute = (method: string, url: string) => oauth.request({ method, url, headers: {} }, response).isLoginRoute;
+    for (const [method, url] of [
+      ['GET', '/auth/op/login'],
+      ['GET', '/auth/op/callback?code=x'],
+      ['POST', '/auth/op/logout'],
+      ['GET', '/auth/unknown/login'],
+    ])
+      expect(isLoginRoute(method as string, url as string), `${method} ${url}`).toBe(true);
+    for (const [method, url] of [
+      ['GET', '/me'],
+      ['POST', '/auth/op/login'],
+      ['GET', '/auth/op/logout'],
+      ['GET', '/auth/op/refresh'],
+      ['GET', '/auth/../auth/op'],
+      ['GET', '/authx/op/login'],
+    ])
+      expect(isLoginRoute(method as string, url as string), `${method} ${url}`).toBe(false);
   });
 });
