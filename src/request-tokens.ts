@@ -97,6 +97,7 @@ export class RequestTokens implements OAuthContext {
   async #use(name: string, saved: StoredTokens, tokens: StoredTokens): Promise<TokenSet> {
     if (tokens !== saved) {
       const key = this.#parts.refresher.persistedKey(tokens);
+      // Stryker disable next-line ConditionalExpression: both undefined is a cookie session, which keeps no shared copy and reads no `persisted`.
       await this.#session.put(name, tokens, { persisted: key !== undefined && key === (await this.#session.sharedKey(name)) });
     }
     return toTokenSet(tokens);
@@ -110,6 +111,7 @@ export class RequestTokens implements OAuthContext {
     } catch (error) {
       // Already an OAuthError naming the provider (the seam's, the refresher's), or the store's.
       if (!isOAuthError(error)) throw error;
+      // Stryker disable next-line ConditionalExpression: only a provider_error carries the provider's own error code.
       if (error.code === 'provider_error' && error.error === 'invalid_grant') {
         await this.#session.endRefused(name, saved, tokens);
         throw new OAuthError('reauth_required', 'The provider no longer accepts this login. Please sign in again.', {
