@@ -17,13 +17,14 @@
  * round, default 5), BENCH_ROUNDS (default 3), BENCH_SESSIONS (memory, default 100000), REDIS_URL
  * (as for the tests); BENCH_ONLY (a regular expression: only the rows it matches, besides the bare
  * frameworks, the storm and the memory figure only when it matches `storm` or `memory`, and no
- * results.md) and BENCH_PROFILE (a folder: the server writes a CPU profile there, `node
- * --cpu-prof`, to open in Chrome's DevTools).
+ * results.md) and BENCH_PROFILE (a folder: the server writes there a CPU profile of the measured
+ * rounds, to open in Chrome's DevTools).
  */
 import { fork } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { availableParallelism, cpus } from 'node:os';
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { completeLogin } from '../test/support/authorization-server.js';
 
@@ -53,16 +54,15 @@ interface Measure {
 }
 
 type Message =
-  { type: 'ready'; urls: Record<string, string> } | { type: 'memory'; rss: number } | { type: 'tokenRequests'; count: number };
+  | { type: 'ready'; urls: Record<string, string> }
+  | { type: 'memory'; rss: number }
+  | { type: 'tokenRequests'; count: number }
+  | { type: 'profile' }
+  | { type: 'profiled' };
 
 // The server side, and a way to ask it a question over IPC.
 const child = fork(new URL('./server.ts', import.meta.url), {
-  execArgv: [
-    '--import',
-    'tsx',
-    '--expose-gc',
-    ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
-  ],
+  execArgv: ['--import', 'tsx', '--expose-gc'],
   stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
 });
 // oidc-provider's development warnings (the demo provider, for express-openid-connect) are noise here.
@@ -73,7 +73,7 @@ child.stderr?.on('data', (chunk: Buffer) => {
     .filter((line) => line !== '' && !line.includes('oidc-provider WARNING'));
   if (lines.length > 0) console.error(lines.join('\n'));
 });
-function ask<T extends Message['type']>(type: T, question: string = type): Promise<Extract<Message, { type: T }>> {
+function ask<T extends Message['type']>(type: T, question: object | string = type): Promise<Extract<Message, { type: T }>> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`bench server: no ${type} answer`)), 60_000);
     const listen = (message: Message) => {
@@ -83,7 +83,7 @@ function ask<T extends Message['type']>(type: T, question: string = type): Promi
       resolve(message as Extract<Message, { type: T }>);
     };
     child.on('message', listen);
-    if (question !== 'ready') child.send({ type: question });
+    if (question !== 'ready') child.send(typeof question === 'string' ? { type: question } : question);
   });
 }
 child.on('exit', (code) => {
@@ -190,8 +190,14 @@ for (const [index, { cookies, ...row }] of planned.entries()) {
 // Warm-up (JIT, connections), then the rounds.
 if (!SMOKE) for (const row of rows) await measure(row, 1);
 const rounds = new Map<Row, Measure[]>(rows.map((row) => [row, []]));
+const profile = process.env.BENCH_PROFILE && join(process.env.BENCH_PROFILE, `bench-${Date.now()}.cpuprofile`);
+if (profile) await ask('profile', { type: 'profile', file: profile });
 for (let round = 0; round < ROUNDS; round++) {
   for (const row of rows) rounds.get(row)?.push(await measure(row, SECONDS));
+}
+if (profile) {
+  await ask('profiled', { type: 'profiled', file: profile });
+  console.log(`CPU profile of the rounds: ${profile}`);
 }
 const median = (row: Row): Measure => {
   const sorted = [...(rounds.get(row) ?? [])].sort((a, b) => a.rps - b.rps);

@@ -4,9 +4,12 @@
  * (a token endpoint answering after `BENCH_PROVIDER_LATENCY_MS`, the demo identity provider for
  * express-openid-connect's login). Started by bench/run.ts with an IPC channel: it sends
  * `{ ready, urls }`, and answers `memory` (resident bytes, after a garbage collection),
- * `tokenRequests` (how many the token endpoint saw) and `close`.
+ * `tokenRequests` (how many the token endpoint saw), `profile` and `profiled` (start a CPU profile,
+ * and stop it into `file`) and `close`.
  */
+import { writeFileSync } from 'node:fs';
 import { createServer, type RequestListener, type Server } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import express, { type Express } from 'express';
@@ -189,8 +192,20 @@ for (const [name, store] of Object.entries(stores)) {
 urls['express-openid-connect'] = await expressOpenidConnect();
 urls['passport'] = (await serve(sessionPassport())).url;
 
-process.on('message', async (message: { type: string }) => {
-  if (message.type === 'memory') {
+// CPU profiling of the measured rounds only (not of the sessions signed in before them).
+const profiler = new Session();
+process.on('message', async (message: { type: string; file?: string }) => {
+  if (message.type === 'profile' && message.file) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+    process.send?.({ type: 'profile' });
+  } else if (message.type === 'profiled' && message.file) {
+    const { profile } = await profiler.post('Profiler.stop');
+    writeFileSync(message.file, JSON.stringify(profile));
+    profiler.disconnect();
+    process.send?.({ type: 'profiled' });
+  } else if (message.type === 'memory') {
     (globalThis as { gc?: () => void }).gc?.();
     process.send?.({ type: 'memory', rss: process.memoryUsage().rss });
   } else if (message.type === 'tokenRequests') {
