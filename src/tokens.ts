@@ -202,8 +202,9 @@ export class RefreshCoordinator {
     let current = tokens;
     // Stryker disable next-line UpdateOperator,EqualityOperator: a bound on a cycle no refresh chain makes.
     for (let hops = 0; hops < 100; hops++) {
-      if (this.#ended.has(key(provider, current.refreshToken ?? current.accessToken))) return undefined;
-      const next = current.refreshToken ? this.#successors.get(key(provider, current.refreshToken)) : undefined;
+      const grant = grantKey(provider, current);
+      if (this.#ended.has(grant)) return undefined;
+      const next = current.refreshToken ? this.#successors.get(grant) : undefined;
       // Stryker disable next-line ConditionalExpression: a token its own successor stays itself, hop or not.
       if (!next || next === current) break;
       current = next;
@@ -213,12 +214,12 @@ export class RefreshCoordinator {
 
   /** Newly issued tokens are never "ended", even if a provider hands out the same ones again. */
   revive(provider: string, tokens: StoredTokens): void {
-    this.#ended.delete(key(provider, tokens.refreshToken ?? tokens.accessToken));
+    this.#ended.delete(grantKey(provider, tokens));
   }
 
   /** Marks a grant as ended (logout), with every refresh token of its chain this process saw. */
   end(provider: string, original: StoredTokens, latest: StoredTokens): void {
-    for (const tokens of [original, latest]) this.#ended.set(key(provider, tokens.refreshToken ?? tokens.accessToken), true);
+    for (const tokens of [original, latest]) this.#ended.set(grantKey(provider, tokens), true);
   }
 
   /**
@@ -268,4 +269,18 @@ function isProviderTrouble(err: unknown): boolean {
 // Keyed by a hash: a token itself never becomes a map key that could show in a heap dump summary or log.
 function key(provider: string, token: string): string {
   return `${provider}\u0000${createHash('sha256').update(token).digest('base64url')}`;
+}
+
+// A grant's key (its refresh token, else its access token, hashed), once per tokens object (a tokens
+// object is only ever one provider's): `latest` asks on every getToken, and the unseal cache hands
+// every request carrying the same cookie value the same object.
+const grantKeys = new WeakMap<StoredTokens, string>();
+
+function grantKey(provider: string, tokens: StoredTokens): string {
+  let known = grantKeys.get(tokens);
+  if (known === undefined) {
+    known = key(provider, tokens.refreshToken ?? tokens.accessToken);
+    grantKeys.set(tokens, known);
+  }
+  return known;
 }
