@@ -4,7 +4,8 @@
  * this one (autocannon, 10 connections, loopback). Rounds alternate: each round measures every row
  * once, and a row reports its median round, so a drift of the machine's speed reaches every row alike.
  *
- * Rows: bare Express 5 and bare Koa 3; a route that never reads `req.oauth`; `requireToken` +
+ * Rows: bare Express 5 and bare Koa 3; Express with one empty middleware (the floor of any
+ * middleware); a route that never reads `req.oauth`; `requireToken` +
  * `getToken` warm (one session, opened once) and cold (every request carries a session the process
  * has not opened: more distinct ones than any cache holds, in turn) on the cookie, memory and Redis
  * stores, on Express and on Koa; express-openid-connect and express-session + passport on an
@@ -130,7 +131,7 @@ async function measure(row: Row, seconds: number): Promise<Measure> {
   const cookies = row.cookies ?? [];
   let turn = 0;
   const result = await autocannon({
-    url: `${row.url}/${row.name === 'bare Express 5' || row.name === 'bare Koa 3' || row.name.includes('untouched') ? 'plain' : 'token'}`,
+    url: `${row.url}/${row.cookies ? 'token' : 'plain'}`,
     connections: CONNECTIONS,
     duration: seconds,
     requests: [
@@ -158,6 +159,11 @@ const planned: Array<Omit<Row, 'cookies'> & { cookies?: () => Promise<string[]> 
   { name: 'bare Express 5', url: url('express'), baseline: 'express' },
   { name: 'bare Koa 3', url: url('koa'), baseline: 'koa' },
 ];
+planned.push({
+  name: 'Express: an empty middleware (any middleware costs this)',
+  url: url('express-empty'),
+  baseline: 'express',
+});
 for (const framework of ['express', 'koa'] as const) {
   const label = framework === 'express' ? 'Express' : 'Koa';
   planned.push({ name: `${label}: untouched route`, url: url(`${framework}-cookie`), baseline: framework });

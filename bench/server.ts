@@ -91,6 +91,16 @@ function bareExpress(): Express {
   return app;
 }
 
+/** Bare Express 5 with one middleware that does nothing: what any middleware costs, the floor for ours. */
+function emptyMiddleware(): Express {
+  const app = express();
+  app.use((_req, _res, next) => next());
+  app.get('/plain', (_req, res) => {
+    res.send('ok');
+  });
+  return app;
+}
+
 function ourExpress(oauth: OAuth): Express {
   const app = express();
   app.use(expressAdapter.oauthMiddleware(oauth));
@@ -184,6 +194,7 @@ const closers: Array<() => Promise<unknown>> = [];
 const urls: Record<string, string> = {};
 urls['express'] = (await serve(bareExpress())).url;
 urls['koa'] = (await serve(bareKoa().callback())).url;
+urls['express-empty'] = (await serve(emptyMiddleware())).url;
 for (const [name, store] of Object.entries(stores)) {
   const oauth = oauthWith(store());
   urls[`express-${name}`] = (await serve(ourExpress(oauth))).url;
