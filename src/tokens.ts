@@ -278,6 +278,7 @@ const grantKeys = new WeakMap<StoredTokens, string>();
 
 function grantKey(provider: string, tokens: StoredTokens): string {
   let known = grantKeys.get(tokens);
+  // Stryker disable next-line ConditionalExpression: always recomputing gives the same hash; the cache only saves time.
   if (known === undefined) {
     known = key(provider, tokens.refreshToken ?? tokens.accessToken);
     grantKeys.set(tokens, known);

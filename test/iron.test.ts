@@ -11,7 +11,9 @@
  *   iron-session's `unsealData`, and one iron-session seals opens here.
  */
 import fc from 'fast-check';
+import { webcrypto } from 'node:crypto';
 import { sealData, unsealData } from 'iron-session';
+import { defaults, seal as ironSeal } from 'iron-webcrypto';
 import { describe, expect, it } from 'vitest';
 import { sealIron, unsealIron } from '../src/iron.js';
 import { Sealer } from '../src/session.js';
@@ -92,6 +94,25 @@ describe('unsealIron', () => {
     // A seal without an expiration (ttl 0) never expires by iron's clock.
     const forever = await sealData({ v: 2 }, { password: ONE, ttl: 0 });
     expect(unsealIron(forever, ONE, Date.now() + 10 ** 12)).toEqual({ v: 2 });
+  });
+
+  // iron-webcrypto is the library under iron-session: it can seal what iron-session itself never
+  // does, and iron-session must still open (or refuse) it.
+  it('opens a seal without a password id under the `default` password, as iron-session does', async () => {
+    // iron-session marks its format with `~2` after iron's own seal.
+    const sealed = `${await ironSeal(webcrypto, { v: 3 }, ONE, defaults)}~2`;
+    expect(sealed.split('*')[1]).toBe('');
+    expect(unsealIron(sealed, { default: ONE })).toEqual({ v: 3 });
+    expect(await ironSessionOpens(sealed, { default: ONE })).toEqual({ v: 3 });
+    expect(unsealIron(sealed, { 1: ONE })).toBeUndefined();
+    expect(unsealIron(sealed, ONE)).toBeUndefined();
+  });
+
+  it('refuses, without throwing, a seal whose MAC holds but whose cipher is another one', async () => {
+    const otherCipher = { ...defaults, encryption: { ...defaults.encryption, algorithm: 'aes-128-ctr' as const } };
+    const sealed = `${await ironSeal(webcrypto, { v: 4 }, { id: '1', secret: ONE }, otherCipher)}~2`;
+    expect(await ironSessionOpens(sealed, ONE)).toEqual({});
+    expect(unsealIron(sealed, ONE)).toBeUndefined();
   });
 });
 

@@ -139,6 +139,8 @@ describe.each(adapters)('$name adapter', (adapter) => {
     const { oauth, server } = await start();
     endpoint.answer = tokens(40);
     const started = await request(server).get('/auth/p/login').expect(302);
+    // The login sealed its transaction once and opened nothing.
+    expect(oauth.stats).toEqual({ seals: 1, unseals: 0 });
     const transaction = setCookies(started)
       .map((line) => line.split(';')[0])
       .join('; ');
@@ -155,6 +157,8 @@ describe.each(adapters)('$name adapter', (adapter) => {
     expect(burst.map((res) => res.status)).toEqual(Array(30).fill(400));
     expect(oauth.stats.unseals - before).toBe(32);
     await callback(state).expect(302);
+    // The callback that matched sealed the session.
+    expect(oauth.stats.seals).toBe(2);
   });
 
   it('keeps a session exactly its configured lifetime: Max-Age and Expires say so, and it reads until that second', async () => {
