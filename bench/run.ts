@@ -5,12 +5,14 @@
  * once, and a row reports its median round, so a drift of the machine's speed reaches every row alike.
  *
  * Rows: bare Express 5 and bare Koa 3; Express with one empty middleware (the floor of any
- * middleware); a route that never reads `req.oauth`; `requireToken` +
+ * middleware); Express with an async guard before an async route, no library (the floor of a route
+ * that awaits, as `requireToken` + `getToken` do); a route that never reads `req.oauth`; `requireToken` +
  * `getToken` warm (one session, opened once) and cold (every request carries a session the process
  * has not opened: more distinct ones than any cache holds, in turn) on the cookie, memory and Redis
  * stores, on Express and on Koa; express-openid-connect and express-session + passport on an
  * equivalent logged-in route. Then a refresh storm (concurrent requests on one expired token, the
- * provider answering after 50 ms: the token requests it saw, and p99), and the resident memory of
+ * provider answering after 50 ms, on connections opened before: the token requests it saw, and p99,
+ * next to the p99 of the same burst on a route that reads nothing), and the resident memory of
  * the server after serving 100,000 distinct sessions (memory store).
  *
  * Writes the table to bench/results.md. `BENCH_SMOKE=1` runs every part for a moment, to prove the
@@ -19,15 +21,19 @@
  * (as for the tests); BENCH_ONLY (a regular expression: only the rows it matches, besides the bare
  * frameworks, the storm and the memory figure only when it matches `storm` or `memory`, and no
  * results.md) and BENCH_PROFILE (a folder: the server writes there a CPU profile of the measured
- * rounds, to open in Chrome's DevTools).
+ * rounds, to open in Chrome's DevTools). The library measured is tsc's output, built first into
+ * bench/.lib (BENCH_LIB=../src measures the sources through tsx instead).
  */
-import { fork } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
+import { execFileSync, fork } from 'node:child_process';
+import { Agent, request as httpRequest } from 'node:http';
 import { availableParallelism, cpus } from 'node:os';
 import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { completeLogin } from '../test/support/authorization-server.js';
+import { coreCost } from './core.js';
 
 const SMOKE = process.env.BENCH_SMOKE === '1';
 const SECONDS = SMOKE ? 0.3 : Number(process.env.BENCH_SECONDS ?? 5);
@@ -62,7 +68,18 @@ type Message =
   | { type: 'profiled' };
 
 // The server side, and a way to ask it a question over IPC.
+// The library as its users run it: tsc's output (as `npm run build` makes it), in a folder of the
+// bench's own so that a build or pack running beside it does not pull it away.
+execFileSync(
+  process.execPath,
+  [createRequire(import.meta.url).resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', 'bench/.lib'],
+  {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    stdio: 'inherit',
+  },
+);
 const child = fork(new URL('./server.ts', import.meta.url), {
+  env: { BENCH_LIB: './.lib', ...process.env },
   execArgv: ['--import', 'tsx', '--expose-gc'],
   stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
 });
@@ -164,6 +181,11 @@ planned.push({
   url: url('express-empty'),
   baseline: 'express',
 });
+planned.push({
+  name: 'Express: an async guard and an async route, no library (what awaiting costs)',
+  url: url('express-async'),
+  baseline: 'express',
+});
 for (const framework of ['express', 'koa'] as const) {
   const label = framework === 'express' ? 'Express' : 'Koa';
   planned.push({ name: `${label}: untouched route`, url: url(`${framework}-cookie`), baseline: framework });
@@ -211,28 +233,54 @@ const median = (row: Row): Measure => {
 };
 const bare = { express: median(rows[0] as Row).rps, koa: median(rows[1] as Row).rps };
 
-/** `count` requests at once on one session whose access token expired: the refreshes the provider saw, and p99. */
-async function storm(store: string): Promise<{ tokenRequests: number; p99: number; max: number }> {
-  const [cookie] = await sessions(url(`express-${store}`), 1, '?expired');
-  const before = (await ask('tokenRequests')).count;
-  const { hostname, port } = new URL(url(`express-${store}`));
+/** STORM requests at once, each on a connection of its own, open already: their latencies, sorted. */
+async function burst(agent: Agent, base: string, path: string, cookie?: string): Promise<number[]> {
+  const { hostname, port } = new URL(base);
   const once = () =>
     new Promise<number>((resolve, reject) => {
       const start = performance.now();
-      const req = httpRequest({ hostname, port, path: '/token', agent: false, headers: { cookie } }, (res) => {
+      const req = httpRequest({ hostname, port, path, agent, headers: cookie ? { cookie } : {} }, (res) => {
         res.resume();
         res.on('end', () =>
-          res.statusCode === 200 ? resolve(performance.now() - start) : reject(new Error(`storm: ${res.statusCode}`)),
+          res.statusCode === 200 ? resolve(performance.now() - start) : reject(new Error(`burst ${path}: ${res.statusCode}`)),
         );
       });
       req.on('error', reject);
       req.end();
     });
-  const latencies = (await Promise.all(Array.from({ length: STORM }, once))).sort((a, b) => a - b);
-  const tokenRequests = (await ask('tokenRequests')).count - before;
-  return { tokenRequests, p99: latencies[Math.ceil(latencies.length * 0.99) - 1] as number, max: latencies.at(-1) as number };
+  return (await Promise.all(Array.from({ length: STORM }, once))).sort((a, b) => a - b);
 }
-const storms = !ONLY || ONLY.test('storm') ? { cookie: await storm('cookie'), redis: await storm('redis') } : undefined;
+const p99 = (sorted: number[]) => sorted[Math.ceil(sorted.length * 0.99) - 1] as number;
+
+/**
+ * STORM requests at once on one session whose access token expired: the refreshes the provider
+ * saw, and p99; `floor` is the p99 of the same burst on the route that reads nothing, what the
+ * connections alone cost.
+ */
+async function storm(store: string): Promise<{ tokenRequests: number; p99: number; min: number; max: number; floor: number }> {
+  const base = url(`express-${store}`);
+  // The connections are opened first (a browser's would be): the storm measures the refresh, not TCP.
+  const agent = new Agent({ keepAlive: true, maxSockets: STORM });
+  await burst(agent, base, '/plain');
+  const floor = p99(await burst(agent, base, '/plain'));
+  const [cookie] = await sessions(base, 1, '?expired');
+  const before = (await ask('tokenRequests')).count;
+  const latencies = await burst(agent, base, '/token', cookie);
+  const tokenRequests = (await ask('tokenRequests')).count - before;
+  agent.destroy();
+  return { tokenRequests, p99: p99(latencies), min: latencies[0] as number, max: latencies.at(-1) as number, floor };
+}
+async function storms(): Promise<Record<string, Awaited<ReturnType<typeof storm>>>> {
+  const stormProfile = profile && profile.replace(/\.cpuprofile$/, '-storm.cpuprofile');
+  if (stormProfile) await ask('profile', { type: 'profile', file: stormProfile });
+  const measured = { cookie: await storm('cookie'), redis: await storm('redis') };
+  if (stormProfile) {
+    await ask('profiled', { type: 'profiled', file: stormProfile });
+    console.log(`CPU profile of the storms: ${stormProfile}`);
+  }
+  return measured;
+}
+const stormed = !ONLY || ONLY.test('storm') ? await storms() : undefined;
 
 /** The server's resident set before and after serving that many distinct sessions (each request signs one in). */
 async function memory(): Promise<{ before: number; after: number }> {
@@ -252,6 +300,10 @@ await new Promise<void>((resolve) => {
   child.send({ type: 'close' });
 });
 
+// The library's own work per request, without HTTP (in this process: the server's is gone).
+const core =
+  !ONLY || ONLY.test('core') ? await coreCost(process.env.BENCH_LIB ?? './.lib', SMOKE ? 200 : 20_000, COLD_SESSIONS) : undefined;
+
 // The table.
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 const lines = [
@@ -264,14 +316,22 @@ const lines = [
     const { rps, p50, p99 } = median(row);
     return `| ${row.name} | ${rps.toFixed(0)} | ${p50} | ${p99} | ${(rps / bare[row.baseline]).toFixed(2)} |`;
   }),
-  ...(storms
+  ...(stormed
     ? [
         '',
-        `Refresh storm: ${STORM} concurrent requests on one expired token, the provider answering after 50 ms:`,
-        ...Object.entries(storms).map(
+        `Refresh storm: ${STORM} concurrent requests (on ${STORM} open connections) on one expired token, the provider answering after 50 ms:`,
+        ...Object.entries(stormed).map(
           ([store, s]) =>
-            `- ${store} store: ${s.tokenRequests} token request(s) at the provider; p99 ${s.p99.toFixed(0)} ms, slowest ${s.max.toFixed(0)} ms.`,
+            `- ${store} store: ${s.tokenRequests} token request(s) at the provider; fastest ${s.min.toFixed(0)} ms, p99 ${s.p99.toFixed(0)} ms, slowest ${s.max.toFixed(0)} ms ` +
+            `(the same burst on the route that reads nothing: p99 ${s.floor.toFixed(0)} ms).`,
         ),
+      ]
+    : []),
+  ...(core
+    ? [
+        '',
+        `The library's own work, without HTTP (guard + getToken on the cookie store, called in a loop): ` +
+          `${core.warm.toFixed(1)} us per request warm, ${core.cold.toFixed(1)} us cold.`,
       ]
     : []),
   ...(resident

@@ -19,12 +19,22 @@ import { Redis } from 'ioredis';
 import Koa from 'koa';
 import passport from 'passport';
 import { startDemoIdp } from '../examples/demo-idp/index.js';
-import * as expressAdapter from '../src/express.js';
-import { createOAuth, memoryStore, type OAuth, type TokenStore } from '../src/index.js';
-import * as koaAdapter from '../src/koa.js';
-import { oauth2 } from '../src/providers/index.js';
-import { redisStore } from '../src/redis.js';
+import type * as ExpressAdapter from '../src/express.js';
+import type * as Core from '../src/index.js';
+import type { OAuth, TokenStore } from '../src/index.js';
+import type * as KoaAdapter from '../src/koa.js';
+import type * as Providers from '../src/providers/index.js';
+import type * as RedisEntry from '../src/redis.js';
 import { startTokenEndpoint } from '../test/support/token-endpoint.js';
+
+// The library as its users run it: tsc's output, which bench/run.ts builds into BENCH_LIB. The
+// sources through tsx would measure esbuild's transform too (it names every closure at run time).
+const LIB = process.env.BENCH_LIB ?? '../src';
+const expressAdapter = (await import(`${LIB}/express.js`)) as typeof ExpressAdapter;
+const koaAdapter = (await import(`${LIB}/koa.js`)) as typeof KoaAdapter;
+const { createOAuth, memoryStore } = (await import(`${LIB}/index.js`)) as typeof Core;
+const { oauth2 } = (await import(`${LIB}/providers/index.js`)) as typeof Providers;
+const { redisStore } = (await import(`${LIB}/redis.js`)) as typeof RedisEntry;
 
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnop';
 const LATENCY_MS = Number(process.env.BENCH_PROVIDER_LATENCY_MS ?? 50);
@@ -98,6 +108,26 @@ function emptyMiddleware(): Express {
   app.get('/plain', (_req, res) => {
     res.send('ok');
   });
+  return app;
+}
+
+/**
+ * Bare Express 5 with the shape of a token-reading route and no library: an async guard before an
+ * async handler, each awaiting an answer that is ready. What awaiting costs in Express, the floor
+ * for `requireToken` + `getToken`.
+ */
+function asyncRoute(): Express {
+  const app = express();
+  const ready = async () => true;
+  app.get(
+    '/plain',
+    async (_req, _res, next) => {
+      if (await ready()) next();
+    },
+    async (_req, res) => {
+      res.send((await ready()) ? 'ok' : 'no');
+    },
+  );
   return app;
 }
 
@@ -195,6 +225,7 @@ const urls: Record<string, string> = {};
 urls['express'] = (await serve(bareExpress())).url;
 urls['koa'] = (await serve(bareKoa().callback())).url;
 urls['express-empty'] = (await serve(emptyMiddleware())).url;
+urls['express-async'] = (await serve(asyncRoute())).url;
 for (const [name, store] of Object.entries(stores)) {
   const oauth = oauthWith(store());
   urls[`express-${name}`] = (await serve(ourExpress(oauth))).url;
