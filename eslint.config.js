@@ -16,13 +16,13 @@ export default tseslint.config(
     },
   },
   {
-    // The core never imports a framework: the adapters (src/express.ts, src/koa.ts) translate.
+    // The core never imports a framework: the adapters (src/express.ts, src/koa.ts, src/fastify.ts) translate.
     files: ['src/**/*.ts'],
-    ignores: ['src/express.ts', 'src/koa.ts'],
+    ignores: ['src/express.ts', 'src/koa.ts', 'src/fastify.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ regex: '^(express|koa|@koa/.*)(/.*)?$', message: 'The core imports no framework.' }] },
+        { patterns: [{ regex: '^(express|koa|@koa/.*|fastify|hono)(/.*)?$', message: 'The core imports no framework.' }] },
       ],
     },
   },

@@ -11,6 +11,8 @@ export default defineConfig({
       { find: /^oauth-middleware$/, replacement: local('./src/index.ts') },
       { find: /^oauth-middleware\/express$/, replacement: local('./src/express.ts') },
       { find: /^oauth-middleware\/koa$/, replacement: local('./src/koa.ts') },
+      { find: /^oauth-middleware\/fastify$/, replacement: local('./src/fastify.ts') },
+      { find: /^oauth-middleware\/fetch$/, replacement: local('./src/fetch.ts') },
       { find: /^oauth-middleware\/adapter$/, replacement: local('./src/adapter.ts') },
       { find: /^oauth-middleware\/providers$/, replacement: local('./src/providers/index.ts') },
       { find: /^oauth-middleware\/redis$/, replacement: local('./src/redis.ts') },

@@ -1,10 +1,11 @@
 /**
  * What an adapter for another framework is written against (`oauth-middleware/adapter`). The
- * Express and Koa adapters (`src/express.ts`, `src/koa.ts`) use nothing else, and each is about a
+ * Express, Koa, Fastify and fetch adapters (`src/express.ts`, `src/koa.ts`, ...) use nothing else, each about a
  * hundred lines. An adapter:
  *
  * 1. turns its framework's request into an `HttpRequest` (method, path with query, headers, a parsed
- *    body when there is one, and the framework's own request as `native`);
+ *    body when there is one, the framework's own request as `native`, and as `mountPath` the path
+ *    the app mounted it below, if any);
  * 2. gives the core a `ResponseCookies` over its response (read and replace `Set-Cookie`, and say
  *    when the head is already sent);
  * 3. per request, calls `oauth.request(request, cookies)` once, sets the framework's `req.oauth` to

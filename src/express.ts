@@ -104,7 +104,8 @@ export function oauthErrorHandler(): ErrorRequestHandler {
 }
 
 function toHttpRequest(req: Request): HttpRequest {
-  return { method: req.method, url: req.originalUrl, headers: req.headers, body: req.body, native: req };
+  // `baseUrl`: where the app mounted us (`app.use('/api', oauthMiddleware(...))`), '' at the root.
+  return { method: req.method, url: req.originalUrl, headers: req.headers, body: req.body, native: req, mountPath: req.baseUrl };
 }
 
 function responseCookies(res: Response): ResponseCookies {

@@ -14,6 +14,18 @@ export interface HttpRequest {
   body?: unknown;
   /** The framework's own request (Express `req`, Koa `ctx`), handed to the `subject` option. */
   native?: unknown;
+  /**
+   * The path the app mounted the adapter below (Express's `req.baseUrl` under `app.use('/api', ...)`,
+   * a router's or plugin's prefix); absent or `''` at the root. `url` still holds the whole path:
+   * the login routes are served at `{mountPath}{prefix}/...` and their redirect URI says so.
+   */
+  mountPath?: string | undefined;
+}
+
+/** A mount path made of plain path segments, else undefined (a request under it is not ours). */
+export function mountPathOf(request: HttpRequest): string | undefined {
+  const mountPath = request.mountPath ?? '';
+  return mountPath === '' || /^(\/[A-Za-z0-9._~-]+)+$/.test(mountPath) ? mountPath : undefined;
 }
 
 /** What the adapter sends for one of the login routes. Cookies were already written through `ResponseCookies`. */

@@ -98,7 +98,13 @@ function toHttpRequest(ctx: Context): HttpRequest {
     headers: ctx.headers,
     body: (ctx.request as { body?: unknown }).body,
     native: ctx,
+    mountPath: mountPathOf(ctx),
   };
+}
+
+/** Where the app mounted us: koa-mount's `mountPath` (`app.use(mount('/api', oauthMiddleware(config)))`), '' at the root. */
+function mountPathOf(ctx: Context): string {
+  return (ctx as Context & { mountPath?: string }).mountPath ?? '';
 }
 
 function responseCookies(ctx: Context): ResponseCookies {

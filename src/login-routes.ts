@@ -5,7 +5,7 @@
 import * as client from 'openid-client';
 import { type ResolvedConfig, safeReturnTo } from './config.js';
 import { isOAuthError, OAuthError } from './errors.js';
-import { header, type HttpRequest, isBrowser, type RouteResult, wantsJson } from './http.js';
+import { header, type HttpRequest, isBrowser, mountPathOf, type RouteResult, wantsJson } from './http.js';
 import type { LoginTransactions } from './login-transactions.js';
 import type { ProviderSeam } from './provider-seam.js';
 import type { LoginChecks, ProviderClient, ProviderDefinition } from './providers/types.js';
@@ -27,11 +27,13 @@ export class LoginRoutes {
     this.#coordinator = coordinator;
   }
 
-  #redirectUri(name: string): string {
-    return `${this.#config.baseUrl}${this.#config.prefix}/${name}/callback`;
+  /** Where a login's callback comes back: the same mount path as the login that sent it. */
+  #redirectUri(route: Route): string {
+    return `${this.#config.baseUrl}${route.mountPath}${this.#config.prefix}/${route.provider}/callback`;
   }
 
-  async #start(name: string, query: URLSearchParams, cookies: RequestCookies): Promise<RouteResult> {
+  async #start(route: Route, cookies: RequestCookies): Promise<RouteResult> {
+    const { provider: name, query } = route;
     const provider = this.#providers.withBrowserLogin(name);
     const ready = await this.#providers.connect(name);
     const checks: LoginChecks = {
@@ -39,22 +41,29 @@ export class LoginRoutes {
       codeVerifier: provider.pkce ? client.randomPKCECodeVerifier() : undefined,
       nonce: provider.nonce ? client.randomNonce() : undefined,
     };
-    await this.#transactions.open(name, checks, safeReturnTo(query.get('returnTo')) ?? this.#config.afterLogin, cookies);
+    await this.#transactions.open(
+      name,
+      checks,
+      safeReturnTo(query.get('returnTo')) ?? this.#config.afterLogin,
+      cookies,
+      route.mountPath,
+    );
     const challenge = checks.codeVerifier ? await client.calculatePKCECodeChallenge(checks.codeVerifier) : undefined;
-    return { status: 302, location: ready.authorizationUrl(this.#redirectUri(name), checks, challenge).href };
+    return { status: 302, location: ready.authorizationUrl(this.#redirectUri(route), checks, challenge).href };
   }
 
-  async #callback(name: string, query: URLSearchParams, session: RequestSession, cookies: RequestCookies): Promise<RouteResult> {
+  async #callback(route: Route, session: RequestSession, cookies: RequestCookies): Promise<RouteResult> {
+    const { provider: name, query, mountPath } = route;
     const provider = this.#providers.withBrowserLogin(name);
     if (provider.withoutState === 'restart' && this.#transactions.startedAtProvider(query, cookies))
-      return { status: 302, location: this.loginPath(name) };
-    const transaction = await this.#transactions.take(name, query, cookies);
+      return { status: 302, location: `${mountPath}${this.loginPath(name)}` };
+    const transaction = await this.#transactions.take(name, query, cookies, mountPath);
     const ready = await this.#providers.connect(name);
     checkCallbackParameters(name, query, ready, provider);
 
-    const callbackUrl = new URL(this.#redirectUri(name));
+    const callbackUrl = new URL(this.#redirectUri(route));
     callbackUrl.search = query.toString();
-    const tokens = toStored(await this.#providers.exchangeCode(name, callbackUrl, this.#redirectUri(name), transaction));
+    const tokens = toStored(await this.#providers.exchangeCode(name, callbackUrl, this.#redirectUri(route), transaction));
     this.#coordinator.revive(name, tokens); // a provider may hand out the same tokens again after a logout
     try {
       await session.renew(name);
@@ -101,9 +110,9 @@ export class LoginRoutes {
     try {
       switch (route.action) {
         case 'login':
-          return await this.#start(route.provider, route.query, cookies);
+          return await this.#start(route, cookies);
         case 'callback':
-          return await this.#callback(route.provider, route.query, session, cookies);
+          return await this.#callback(route, session, cookies);
         case 'logout':
           return await this.#logout(route.provider, request, route.query, context);
       }
@@ -133,7 +142,8 @@ export class LoginRoutes {
       if (!isOAuthError(err) || (err.code !== 'not_connected' && err.code !== 'reauth_required')) throw err;
       // No login to send anyone to: only the app can connect such a provider again.
       if (!this.#providers.definition(name).browserLogin) return { status: 401, json: { error: err.code, provider: name } };
-      const login = this.loginPath(name, request.url);
+      // The login route where the adapter serves it: below the same mount path as this request's.
+      const login = `${mountPathOf(request) ?? ''}${this.loginPath(name, request.url)}`;
       if (isBrowser(request)) return { status: 302, location: login };
       return { status: 401, json: { error: err.code, provider: name, login } };
     }
@@ -188,9 +198,14 @@ export interface Route {
   provider: string;
   action: Action;
   query: URLSearchParams;
+  /** The path the adapter is mounted below ('' at the root). */
+  mountPath: string;
 }
 
-function matchRoute(prefix: string, request: HttpRequest): Route | undefined {
+function matchRoute(configuredPrefix: string, request: HttpRequest): Route | undefined {
+  const mountPath = mountPathOf(request);
+  if (mountPath === undefined) return undefined;
+  const prefix = `${mountPath}${configuredPrefix}`;
   if (!request.url.startsWith(`${prefix}/`)) return undefined;
   const url = URL.parse(request.url, 'http://local.invalid');
   // The path as resolved (dot segments gone) must still be under the prefix: `/auth/../x/login` is not ours.
@@ -206,5 +221,5 @@ function matchRoute(prefix: string, request: HttpRequest): Route | undefined {
   } catch {
     return undefined;
   }
-  return { provider, action: action as Action, query: url.searchParams };
+  return { provider, action: action as Action, query: url.searchParams, mountPath };
 }

@@ -50,11 +50,11 @@ export class LoginTransactions {
     this.#prefix = (config.secureCookies ? '__Secure-' : '') + TRANSACTION_COOKIE;
   }
 
-  /** Seals a new login of `name` into a free slot (or the oldest login's). */
-  async open(name: string, checks: LoginChecks, returnTo: string, cookies: RequestCookies): Promise<void> {
+  /** Seals a new login of `name` into a free slot (or the oldest login's). `mountPath`: where the routes are served. */
+  async open(name: string, checks: LoginChecks, returnTo: string, cookies: RequestCookies, mountPath: string): Promise<void> {
     const transaction: Transaction = { provider: name, ...checks, returnTo, createdAt: Date.now() };
     const sealed = this.#sealer.seal(transaction, TRANSACTION_TTL_SECONDS, { cache: false });
-    cookies.set(await this.#freeSlot(cookies), sealed, this.#attributes(name));
+    cookies.set(await this.#freeSlot(cookies), sealed, this.#attributes(name, mountPath));
   }
 
   /**
@@ -67,7 +67,7 @@ export class LoginTransactions {
   }
 
   /** The login this callback answers, spent: its cookie goes, and its `state` is refused from now on. */
-  async take(name: string, query: URLSearchParams, cookies: RequestCookies): Promise<Transaction> {
+  async take(name: string, query: URLSearchParams, cookies: RequestCookies, mountPath: string): Promise<Transaction> {
     const mismatch = () =>
       new OAuthError('state_mismatch', 'This login is unknown, expired or already used. Please start again.', { provider: name });
     const states = query.getAll('state');
@@ -82,7 +82,7 @@ export class LoginTransactions {
     }
     if (!found) throw mismatch();
     // Single use: the transaction cookie goes whatever happens next.
-    cookies.set(found.cookieName, undefined, this.#attributes(name));
+    cookies.set(found.cookieName, undefined, this.#attributes(name, mountPath));
     const { transaction } = found;
     if (transaction.provider !== name) throw mismatch();
     if (this.#spentStates.has(transaction.state)) throw mismatch();
@@ -94,9 +94,9 @@ export class LoginTransactions {
     return this.#prefix + slot;
   }
 
-  #attributes(name: string) {
+  #attributes(name: string, mountPath: string) {
     // Scoped to this provider's routes: the callback reads them, the login route prunes them.
-    const path = new URL(`${this.#config.baseUrl}${this.#config.prefix}/${name}/`).pathname;
+    const path = new URL(`${this.#config.baseUrl}${mountPath}${this.#config.prefix}/${name}/`).pathname;
     return { path, maxAge: TRANSACTION_TTL_SECONDS, secure: this.#config.secureCookies };
   }
 

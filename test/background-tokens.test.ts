@@ -12,7 +12,7 @@ import { cookieStore, createOAuth, memoryStore, type OAuthConfig, type TokenStor
 import { calcomPlatform } from '../src/providers/index.js';
 import { redisStore } from '../src/stores/redis.js';
 import { type Emulator, startCalcomPlatformEmulator } from '../emulators/index.js';
-import { adapters } from './support/apps.js';
+import { adapters, userHeader } from './support/apps.js';
 import { ready, redisClient, uniquePrefix } from './support/redis.js';
 
 const BASE_URL = 'http://127.0.0.1:3999';
@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 /** The app's own user, as its authentication knows it (here a header, for the test). */
-const byHeader = (req: unknown) => (req as { headers: Record<string, string | undefined> }).headers['x-user'];
+const byHeader = userHeader;
 
 function config(store: TokenStore, extra: Partial<OAuthConfig> = {}): OAuthConfig {
   const credentials = { clientId: emulator.clientId, clientSecret: emulator.clientSecret };

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOAuth, memoryStore, type OAuth, OAuthError } from '../src/index.js';
 import { calcomPlatform } from '../src/providers/index.js';
 import { type Emulator, startCalcomPlatformEmulator } from '../emulators/index.js';
-import { adapters, type RunningApp } from './support/apps.js';
+import { adapters, type RunningApp, userHeader } from './support/apps.js';
 import { BASE_URL } from './support/authorization-server.js';
 
 let emulator: Emulator;
@@ -65,7 +65,7 @@ describe.each(adapters)('Cal.com platform managed users on $name', (adapter) => 
       secret: 's'.repeat(40),
       store: memoryStore(),
       // The app's own user, as its authentication knows it (here a header, for the test).
-      subject: (req) => (req as { headers: Record<string, string | undefined> }).headers['x-user'],
+      subject: userHeader,
       providers: { cal: calcomPlatform({ ...credentials, endpoints, forceRefresh }) },
       hooks: { onError: (err) => errors.push(err) },
     });

@@ -7,6 +7,8 @@ import request from 'supertest';
 import { describe, expect, it } from 'vitest';
 import { main as expressExample } from '../examples/express-basic/server.js';
 import { main as redisExample } from '../examples/express-redis/server.js';
+import { main as fastifyExample } from '../examples/fastify/server.js';
+import { main as honoExample } from '../examples/hono/server.js';
 import { main as koaExample } from '../examples/koa-basic/server.js';
 import { completeLogin } from './support/authorization-server.js';
 import { uniquePrefix } from './support/redis.js';
@@ -14,6 +16,8 @@ import { uniquePrefix } from './support/redis.js';
 describe.each([
   ['express-basic', expressExample],
   ['koa-basic', koaExample],
+  ['fastify', fastifyExample],
+  ['hono', honoExample],
 ])('examples/%s', (_name, main) => {
   it('signs in with the demo provider, shows claims and userinfo, and signs out', async () => {
     const example = await main({ port: 0, idpPort: 0 });

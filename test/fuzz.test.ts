@@ -1,9 +1,10 @@
 /**
- * Property-based fuzzing of the routes, on Express and Koa: fast-check generates requests (methods,
- * paths under the prefix with dot segments, double and encoded slashes, odd provider names; query
- * strings of arbitrary unicode, raw bytes, repeated keys and huge values; cookies random or mutated
- * from real ones; Accept, Origin, Sec-Fetch-Site, Content-Type with random bodies) and sends each to
- * both adapters, over kept-alive connections to servers listening for the whole run.
+ * Property-based fuzzing of the routes, on Express, Koa and the web-standard handler:
+ * fast-check generates requests (methods, paths under the prefix with dot segments, double and
+ * encoded slashes, odd provider names; query strings of arbitrary unicode, raw bytes, repeated keys
+ * and huge values; cookies random or mutated from real ones; Accept, Origin, Sec-Fetch-Site,
+ * Content-Type with random bodies) and sends each to every one of them, over kept-alive
+ * connections to servers listening for the whole run.
  *
  * Properties, for every request:
  * - no 5xx: no provider or store fault is injected, so the only one allowed is the one README's
@@ -36,7 +37,7 @@ import {
   testProvider,
 } from './support/authorization-server.js';
 
-/** Each run sends its request to both adapters: 2 × RUNS generated requests. */
+/** Each run sends its request to every adapter: 3 × RUNS generated requests. */
 const RUNS = 5000;
 const APP_SECRET = 'fuzz-app-secret-that-is-long-enough-0123456789';
 const EVIL = 'https://evil.example';
@@ -530,7 +531,10 @@ const onUnhandled = (reason: unknown) => unhandled.push(reason);
 beforeAll(async () => {
   op = await startAuthorizationServer(['op', 'other']);
   onVerifier(op, (verifier) => verifiers.add(verifier));
-  for (const adapter of adapters.filter((a) => a.name === 'express' || a.name === 'koa')) {
+  // The newest major of each framework, and the web-standard handler (Hono adds nothing under it).
+  // Not Fastify yet: after some of its own 4xx answers it drops a kept-alive connection without
+  // `Connection: close`, and the next request on it hangs up (a harness matter, still to settle).
+  for (const adapter of adapters.filter((a) => ['express', 'koa', 'fetch'].includes(a.name))) {
     const hooks: string[] = [];
     const record = (hook: string) => (payload: unknown) => {
       hooks.push(`${hook} ${serialise(payload)}`);
@@ -613,9 +617,9 @@ async function startLogin(app: RunningApp, agent: Agent, provider = 'op') {
   return { name: written[0], value: written[1], state, location };
 }
 
-it(`answers ${2 * RUNS} generated requests without a 5xx, an unhandled rejection or a secret`, { timeout: 180_000 }, async () => {
+it(`answers ${3 * RUNS} generated requests without a 5xx, an unhandled rejection or a secret`, { timeout: 180_000 }, async () => {
   console.log(`fuzz seed ${seed}: replay with FC_SEED=${seed} npx vitest run test/fuzz.test.ts`);
-  expect(targets.map((t) => t.name)).toEqual(['express', 'koa']);
+  expect(targets.map((t) => t.name)).toEqual(['express', 'koa', 'fetch']);
 
   await fc.assert(
     fc.asyncProperty(generatedRequest, async (req) => {

@@ -80,7 +80,8 @@ describe.each(adapters)('$name adapter', (adapter) => {
       Number(port),
       'GET http://1.2.3.4.5/protected HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
     );
-    expect(answer).toMatch(/^HTTP\/1\.1 (401|404)/);
+    // Fastify and the web-standard runtimes refuse a target they cannot make a URL of, before any handler.
+    expect(answer).toMatch(['fastify', 'fetch', 'hono'].includes(adapter.name) ? /^HTTP\/1\.1 400/ : /^HTTP\/1\.1 (401|404)/);
   });
 
   it('completes a login and a refresh despite a cookie whose name no Set-Cookie can carry', async () => {

@@ -216,6 +216,12 @@ interface Row {
     /** Strings the row put in the request that must not come back anywhere in the answer. */
     absent?: string[];
   };
+  /**
+   * What an adapter answers instead, where its framework reads the request target otherwise before
+   * any handler runs: a web-standard runtime resolves it into a URL (an absolute-form target is then
+   * its path), Fastify refuses one it cannot decode (400).
+   */
+  on?: Readonly<Record<string, Row['expect']>>;
 }
 
 const callback = (params: string, provider = 'op') => `/auth/${provider}/callback?${params}`;
@@ -859,6 +865,11 @@ const rows: Row[] = [
     name: `path ${path.length > 60 ? `${path.slice(0, 40)}... (${path.length} chars)` : path}`,
     request: (ctx) => get(ctx.victim, path),
     expect: { status, code },
+    // The login route itself, at our own baseUrl: the authority the client named plays no part.
+    ...(path.startsWith('http:')
+      ? { on: { fetch: { status: 302, code: undefined }, hono: { status: 302, code: undefined } } }
+      : {}),
+    ...(path.includes('%ZZ') ? { on: { fastify: { status: 400, code: undefined } } } : {}),
   })),
   {
     name: 'path with a script as provider name, from a browser (the error page does not reflect it)',
@@ -1069,7 +1080,8 @@ function codeOf(reply: Reply): string | undefined {
   if (type.includes('json')) {
     try {
       const parsed = JSON.parse(reply.body) as { error?: unknown };
-      return typeof parsed.error === 'string' ? parsed.error : undefined;
+      // Ours are snake_case; a framework's own JSON (Fastify's 404) names its status there instead.
+      return typeof parsed.error === 'string' && /^[a-z_]+$/.test(parsed.error) ? parsed.error : undefined;
     } catch {
       return undefined;
     }
@@ -1179,8 +1191,9 @@ describe.each(combinations)('$adapter.name, $store.name', ({ adapter, store }) =
     replies = []; // the victim check below is not the row's answer
 
     // 1. The status and the error code.
-    expect({ status: reply.status, code: codeOf(reply) }).toEqual({ status: row.expect.status, code: row.expect.code });
-    if (row.expect.location !== undefined) expect(reply.headers.location).toBe(row.expect.location);
+    const expected = row.on?.[adapter.name] ?? row.expect;
+    expect({ status: reply.status, code: codeOf(reply) }).toEqual({ status: expected.status, code: expected.code });
+    if (expected.location !== undefined) expect(reply.headers.location).toBe(expected.location);
     for (const r of answered) {
       if (r.status >= 500) expect(r, 'only the rows README gives a 5xx may get one').toBe(reply);
       expect(r.status).toBeLessThan(row.expect.status >= 500 ? 600 : 500);

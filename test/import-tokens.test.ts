@@ -10,7 +10,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOAuth, memoryStore, OAuthError, type OAuth } from '../src/index.js';
 import { oauth2, oidc } from '../src/providers/index.js';
-import { adapters } from './support/apps.js';
+import { adapters, userHeader } from './support/apps.js';
 import { startTokenEndpoint, type TokenEndpoint } from './support/token-endpoint.js';
 
 function oauthWithStore(): OAuth {
@@ -19,7 +19,7 @@ function oauthWithStore(): OAuth {
     secret: 's'.repeat(40),
     store: memoryStore(),
     // The app's own user, as its authentication knows it (here a header, for the test).
-    subject: (req) => (req as { headers: Record<string, string | undefined> }).headers['x-user'],
+    subject: userHeader,
     providers: {
       // Never called: imported tokens that are not due need no provider.
       p: oauth2({

@@ -28,7 +28,7 @@ import {
 import { calcomPlatform } from '../src/providers/index.js';
 import { redisStore } from '../src/stores/redis.js';
 import { type Emulator, startCalcomPlatformEmulator } from '../emulators/index.js';
-import { adapters, type RunningApp } from './support/apps.js';
+import { adapters, type RunningApp, userHeader } from './support/apps.js';
 import { type FaultProxy, startFaultProxy } from './support/fault-proxy.js';
 import { ready, redisClient, uniquePrefix } from './support/redis.js';
 
@@ -83,7 +83,7 @@ describe.each(adapters)('refresh recovery on $name', (adapter) => {
       baseUrl: BASE_URL,
       secret: SECRET,
       store: options.store,
-      subject: (req) => (req as { headers: Record<string, string | undefined> }).headers['x-user'],
+      subject: userHeader,
       providers: {
         cal: calcomPlatform({
           clientId: emulator.clientId,

@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createOAuth, type OAuthConfig, OAuthError, type ServerTokenStore } from '../src/index.js';
 import { oidc } from '../src/providers/index.js';
 import { type RedisClient, redisStore } from '../src/stores/redis.js';
-import { adapters, type RunningApp } from './support/apps.js';
+import { adapters, type RunningApp, userHeader } from './support/apps.js';
 import {
   BASE_URL,
   CLIENT_ID,
@@ -273,8 +273,7 @@ describe.each(adapters)('refresh lock on $name', (adapter) => {
   it("keeps a sibling's fresh tokens written just after a refresh was refused (invalid_grant)", async () => {
     const prefix = uniquePrefix('refused');
     // Tokens keyed by app user: two browsers of one user share them.
-    const subject = (native: unknown) =>
-      (native as { headers: Record<string, string | undefined> }).headers['x-user'] || undefined;
+    const subject = (native: unknown) => userHeader(native) || undefined;
     // The real Redis, where the sibling's write lands right after this request's last read
     // before the refusal's removal (the read that looks for a sibling's result).
     const race = { refusals: -1, sibling: undefined as string | undefined, key: '' };

@@ -1,17 +1,25 @@
 /**
- * The same small app on Express and on Koa, so one contract suite runs over both adapters, each on
- * both majors its peer range admits (Express 4 and 5, Koa 2 and 3; the older ones installed under
- * the npm aliases `express4` and `koa2`). Each app mounts the middleware, a few routes that use
- * `req.oauth` / `ctx.oauth`, a guarded route, and the adapter's error handler, as a user's app would.
+ * The same small app on every adapter, so one contract suite runs over all of them: Express and Koa
+ * on both majors their peer ranges admit (Express 4 and 5, Koa 2 and 3; the older ones installed
+ * under the npm aliases `express4` and `koa2`), Fastify 5, the web-standard handler
+ * (`oauth-middleware/fetch`, served by Node through @hono/node-server's Request/Response bridge) and
+ * Hono over it (the middleware of examples/hono). Each app mounts the middleware, a few routes that
+ * use the request's `oauth`, a guarded route, and the adapter's error handler, as a user's app would.
  */
 import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { getRequestListener } from '@hono/node-server';
 import express from 'express';
+import Fastify from 'fastify';
+import { Hono } from 'hono';
 import Koa from 'koa';
+import * as honoAdapter from '../../examples/hono/oauth-hono.js';
 import * as expressAdapter from '../../src/express.js';
+import * as fastifyAdapter from '../../src/fastify.js';
+import { type FetchRequest, fetchOAuth } from '../../src/fetch.js';
 import * as koaAdapter from '../../src/koa.js';
-import type { OAuth } from '../../src/index.js';
+import type { OAuth, OAuthContext } from '../../src/index.js';
 
 export interface RunningApp {
   server: Server;
@@ -93,6 +101,15 @@ function expressApp(oauth: OAuth, framework: typeof express) {
   return app;
 }
 
+/**
+ * The `x-user` header of the framework's own request as the `subject` option gets it: Express's
+ * `req`, Koa's `ctx`, Fastify's `request` (headers as an object) or a web-standard `Request`.
+ */
+export function userHeader(native: unknown): string | undefined {
+  const { headers } = native as { headers: Headers | Record<string, string | undefined> };
+  return (headers instanceof Headers ? headers.get('x-user') : headers['x-user']) ?? undefined;
+}
+
 /** The test routes' parameters: `/:provider` and `/:provider/:count`. */
 type RouteParams = { provider: string; count: string };
 
@@ -148,6 +165,107 @@ function koaApp(oauth: OAuth, Framework: typeof Koa) {
   return app;
 }
 
+async function fastifyApp(oauth: OAuth): Promise<RunningApp> {
+  const { oauthPlugin, requireToken, oauthErrorHandler } = fastifyAdapter;
+  const app = Fastify();
+  await app.register(oauthPlugin(oauth));
+  app.setErrorHandler(oauthErrorHandler);
+  type Params = { Params: RouteParams; Querystring: { url: string } };
+  app.get('/plain', async () => 'plain');
+  app.get<Params>('/token/:provider', async (request) => request.oauth.getToken(request.params.provider));
+  app.get<Params>('/tokens/:provider/:count', async (request) => {
+    const calls = Array.from({ length: Number(request.params.count) }, () => request.oauth.getToken(request.params.provider));
+    return (await Promise.all(calls)).map((t) => t.accessToken);
+  });
+  app.get<Params>('/fetch/:provider', async (request) => {
+    const response = await request.oauth.fetch(request.params.provider, request.query.url);
+    return { status: response.status, body: await response.json() };
+  });
+  app.get<Params>('/fetch-stream/:provider', async (request) => {
+    const response = await request.oauth.fetch(request.params.provider, request.query.url, onceBody());
+    return { status: response.status };
+  });
+  app.get<Params>('/connected/:provider', async (request) => ({
+    connected: await request.oauth.isConnected(request.params.provider),
+    connections: await request.oauth.connections(),
+  }));
+  app.post<Params>('/disconnect/:provider', async (request, reply) => {
+    await request.oauth.logout(request.params.provider);
+    return reply.code(204).send();
+  });
+  app.get('/protected', { preHandler: requireToken('op') }, async () => 'protected');
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as AddressInfo;
+  return {
+    server: app.server,
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      app.server.closeAllConnections();
+      await app.close();
+    },
+  };
+}
+
+/** The test routes for a web-standard server: the same answers, from the request's `oauth`. */
+async function fetchRoutes(request: Request, oauth: OAuthContext, guard: () => Promise<Response | undefined>): Promise<Response> {
+  const url = new URL(request.url);
+  const [, first, second, third] = url.pathname.split('/');
+  const target = url.searchParams.get('url') ?? '';
+  if (request.method === 'GET' && first === 'plain') return new Response('plain');
+  if (request.method === 'GET' && first === 'token' && second) return Response.json(await oauth.getToken(second));
+  if (request.method === 'GET' && first === 'tokens' && second) {
+    const calls = Array.from({ length: Number(third) }, () => oauth.getToken(second));
+    return Response.json((await Promise.all(calls)).map((t) => t.accessToken));
+  }
+  if (request.method === 'GET' && first === 'fetch' && second) {
+    const response = await oauth.fetch(second, target);
+    return Response.json({ status: response.status, body: await response.json() });
+  }
+  if (request.method === 'GET' && first === 'fetch-stream' && second) {
+    return Response.json({ status: (await oauth.fetch(second, target, onceBody())).status });
+  }
+  if (request.method === 'GET' && first === 'connected' && second) {
+    return Response.json({ connected: await oauth.isConnected(second), connections: await oauth.connections() });
+  }
+  if (request.method === 'POST' && first === 'disconnect' && second) {
+    await oauth.logout(second);
+    return new Response(null, { status: 204 });
+  }
+  if (request.method === 'GET' && first === 'protected') return (await guard()) ?? new Response('protected');
+  return new Response('Not Found', { status: 404 });
+}
+
+function fetchApp(oauth: OAuth) {
+  return fetchOAuth(oauth).handler((request, scope: FetchRequest) =>
+    fetchRoutes(request, scope.oauth, () => scope.requireToken('op')),
+  );
+}
+
+function honoApp(oauth: OAuth) {
+  const { oauthMiddleware, requireToken, renderOAuthError } = honoAdapter;
+  const app = new Hono<honoAdapter.OAuthEnv>();
+  app.use(oauthMiddleware(oauth));
+  app.get('/protected', requireToken('op'), (c) => c.text('protected'));
+  app.all('*', (c) => fetchRoutes(c.req.raw, c.var.oauth, async () => undefined));
+  app.onError((err, c) => renderOAuthError(err, c) ?? c.text('Internal Server Error', 500));
+  return app;
+}
+
+/**
+ * Node's request and response as a web-standard `Request` and `Response`. By default the bridge puts
+ * its own `Request`/`Response` classes in the globals, where openid-client no longer recognises
+ * the responses fetch() gives it: the README says to turn that off, as here.
+ */
+function bridge(handler: (request: Request) => Response | Promise<Response>) {
+  return getRequestListener(handler, { overrideGlobalObjects: false });
+}
+
+/** A request body that can be read only once: it must never be sent twice. */
+function onceBody(): RequestInit {
+  const body = new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('{"once":true}')), c.close()) });
+  return { method: 'POST', body, duplex: 'half' } as RequestInit;
+}
+
 async function listen(handler: Parameters<typeof createServer>[1]): Promise<RunningApp> {
   const server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -168,6 +286,9 @@ const allAdapters: Adapter[] = [
   { name: 'express@4', start: (oauth) => listen(expressApp(oauth, express4)) },
   { name: 'koa', start: (oauth) => listen(koaApp(oauth, Koa).callback()) },
   { name: 'koa@2', start: (oauth) => listen(koaApp(oauth, Koa2).callback()) },
+  { name: 'fastify', start: (oauth) => fastifyApp(oauth) },
+  { name: 'fetch', start: (oauth) => listen(bridge(fetchApp(oauth))) },
+  { name: 'hono', start: (oauth) => listen(bridge(honoApp(oauth).fetch)) },
 ];
 
 /**

@@ -44,7 +44,7 @@ function noneIssued(): IssuedTokens {
 
 export async function startAuthorizationServer(
   providerNames: string[] = ['op'],
-  options: { jwtAccessTokens?: boolean } = {},
+  options: { jwtAccessTokens?: boolean; mountPaths?: string[] } = {},
 ): Promise<TestServer> {
   const state = {
     counts: { authorization_code: 0, refresh_token: 0, revocation: 0 },
@@ -66,7 +66,9 @@ export async function startAuthorizationServer(
       {
         client_id: CLIENT_ID,
         client_secret: CLIENT_SECRET,
-        redirect_uris: providerNames.map((name) => `${BASE_URL}/auth/${name}/callback`),
+        redirect_uris: (options.mountPaths ?? ['']).flatMap((mount) =>
+          providerNames.map((name) => `${BASE_URL}${mount}/auth/${name}/callback`),
+        ),
       },
     ],
     accessTokenTtl: () => state.accessTokenTtl,
