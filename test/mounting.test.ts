@@ -83,6 +83,24 @@ async function listen(server: Server): Promise<Server> {
   return server;
 }
 
+describe('a mount path that is not plain path segments', () => {
+  it.each([['api'], ['/api/'], ['/a b'], ['/a!b/api'], ['/api!']])(
+    'serves no login route below %j, and serves them below two segments',
+    async (mountPath) => {
+      const web = fetchOAuth(
+        createOAuth({
+          baseUrl: BASE_URL,
+          secret: 'a-test-secret-that-is-long-enough-0123456789',
+          providers: { op: testProvider(op) },
+        }),
+      );
+      const login = (path: string, mount: string) => web.request(new Request(`${BASE_URL}${path}`), { mountPath: mount }).route();
+      expect(await login(`${mountPath}/auth/op/login`.replace(/^(?!\/)/, '/'), mountPath)).toBeUndefined();
+      expect((await login('/v1/api/auth/op/login', '/v1/api'))?.status).toBe(302);
+    },
+  );
+});
+
 describe.each(Object.entries(apps))('%s', (_name, start) => {
   async function running() {
     const server = await start(
